@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vigil.cli import app
+from vigil.paths import resource_dir
+
+SAMPLE_FILES = [str(p) for p in sorted((resource_dir("config") / "sample" / "register").glob("*.csv"))]
+runner = CliRunner()
+
+
+def vigil(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_help_lists_every_command_with_its_help() -> None:
+    code, output = vigil("--help")
+    assert code == 0
+    for command in ("status", "db", "register", "config"):
+        assert re.search(rf"│ {command}\s+\S", output), command
+
+
+@pytest.mark.usefixtures("env")
+def test_status_shows_register_counts_after_an_import() -> None:
+    assert vigil("register", "import", *SAMPLE_FILES)[0] == 0
+    code, output = vigil("status")
+    assert code == 0
+    assert re.search(r"Practices\s+│ 20", output)
+    assert re.search(r"Doctors\s+│ 96", output)
+
+
+def test_status_never_shows_the_database_password(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VIGIL_DATABASE__URL", "postgresql+psycopg://vigil@127.0.0.1:1/nowhere")
+    monkeypatch.setenv("VIGIL_DATABASE__PASSWORD", "hunter2")
+    code, output = vigil("config", "show")
+    assert code == 0 and "hunter2" not in output and "********" in output
+    code, output = vigil("status")
+    assert code == 1 and "hunter2" not in output
+    assert "error: database error" in output
+
+
+def test_an_import_error_is_a_clear_message_and_a_non_zero_exit(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "p.csv"
+    bad.write_text("ods_code,name,town,postcode,handles,website\nA1,S,,,,\n")
+    code, output = vigil("register", "import", str(bad))
+    assert code == 1
+    assert "error: 1 error(s); nothing was imported" in output
+    assert f"{bad}:2: ods_code" in output
+    assert "Traceback" not in output
+
+
+def test_a_bad_setting_stops_any_command_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", "status"],
+        capture_output=True,
+        text=True,
+        env={"VIGIL_LOG__LEVEL": "LOUD", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: setting log.level (VIGIL_LOG__LEVEL): expected one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'"
+    ]
+
+
+@pytest.mark.usefixtures("env")
+def test_register_export_writes_the_three_files(tmp_path: Path) -> None:
+    vigil("register", "import", *SAMPLE_FILES)
+    code, _ = vigil("register", "export", str(tmp_path / "out"))
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "doctors.csv",
+        "practices.csv",
+        "recipients.csv",
+    ]
+
+
+def test_db_upgrade_creates_the_schema_from_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VIGIL_DATABASE__URL", f"sqlite:///{tmp_path}/sub/dir/vigil.db")
+    code, output = vigil("db", "upgrade")
+    assert code == 0, output
+    assert (tmp_path / "sub" / "dir" / "vigil.db").exists()
+    code, output = vigil("status")
+    assert "(up to date)" in output

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from vigil.db import database_url, make_engine, safe_url
+from vigil.models import Doctor
+from vigil.settings import load_settings
+
+
+def test_the_embedded_sqlite_database_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/v.db")
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+def test_foreign_keys_are_enforced(session: Session) -> None:
+    session.add(Doctor(gmc_number="1234567", full_name="Dr X", practice_id=999, aliases=[], handles=[]))
+    with pytest.raises(IntegrityError):
+        session.flush()
+
+
+def test_the_password_comes_from_its_own_secret_and_is_never_shown() -> None:
+    settings = load_settings(
+        environ={
+            "VIGIL_DATABASE__URL": "postgresql://vigil@db.internal/vigil",
+            "VIGIL_DATABASE__PASSWORD": "hunter2",
+        }
+    )
+    url = database_url(settings)
+    assert url.password == "hunter2" and url.drivername == "postgresql+psycopg"
+    assert "hunter2" not in safe_url(url)

@@ -1,0 +1,50 @@
+"""The ``vigil`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from vigil.cli import config, db, register
+from vigil.cli.common import console, new_app, runtime
+from vigil.logs import configure_logging
+from vigil.status import collect_status
+
+app = new_app("Vigil: social listening that protects doctors and GP practices from online abuse and threats.")
+app.add_typer(db.app, name="db")
+app.add_typer(register.app, name="register")
+app.add_typer(config.app, name="config")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config_file: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        envvar="VIGIL_CONFIG",
+        help="Settings file overriding config/default.toml.",
+        exists=True,
+        dir_okay=False,
+    ),
+) -> None:
+    """Vigil watches public posts about registered doctors and practices and alerts the right people."""
+    configure_logging(runtime(ctx).settings)
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Show the database, the register and the state of every pipeline step."""
+    for title, rows in collect_status(runtime(ctx)):
+        table = Table(title=title, show_header=False, title_justify="left")
+        for label, value in rows:
+            table.add_row(label, escape(value))
+        console.print(table)
+
+
+def main() -> None:
+    app()

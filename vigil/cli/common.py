@@ -1,0 +1,56 @@
+"""What every command shares: the runtime built from ``--config``, consoles, and error handling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from sqlalchemy.exc import OperationalError
+from typer.core import TyperGroup
+
+from vigil.errors import VigilError
+from vigil.runtime import Runtime
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, exit_code: int = 1) -> typer.Exit:
+    """Print one ``error: ...`` line; return the Exit to raise with a non-zero status."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(exit_code)
+
+
+class VigilGroup(TyperGroup):
+    """Turns Vigil's expected errors into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VigilError as exc:
+            raise fail(str(exc), exc.exit_code) from exc
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise fail(f"database error: {reason}") from exc
+
+
+def new_app(help_text: str) -> typer.Typer:
+    return typer.Typer(
+        cls=VigilGroup,
+        help=help_text,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        rich_markup_mode="rich",
+    )
+
+
+def runtime(ctx: typer.Context) -> Runtime:
+    """The runtime of this invocation, loaded once from the options of the top-level command."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Runtime):
+        root.obj = Runtime.load(root.params.get("config_file"))
+        root.call_on_close(root.obj.close)
+    return root.obj
