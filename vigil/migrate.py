@@ -14,14 +14,16 @@ from vigil.paths import resource_dir
 def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(resource_dir("migrations")))
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    config.set_main_option("truncate_slug_length", "30")
     return config
 
 
-def _run(engine: Engine, action: str, *args: object) -> None:
+def _run(engine: Engine, action: str, *args: object, **kwargs: object) -> None:
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        getattr(command, action)(config, *args)
+        getattr(command, action)(config, *args, **kwargs)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -52,4 +54,4 @@ def head_revision() -> str | None:
 
 def autogenerate(engine: Engine, message: str, rev_id: str) -> None:
     """Write a new migration from the difference between the models and the database (developers)."""
-    _run(engine, "revision", message, True, None, "head", False, None, rev_id)
+    _run(engine, "revision", message=message, autogenerate=True, rev_id=rev_id)

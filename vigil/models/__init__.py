@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vigil.models.base import Base, utcnow
+from vigil.models.ops import OperatorEvent
 from vigil.models.register import Doctor, Practice, Recipient, Scope, Tenant, TenantKind
 from vigil.models.store import Classification, Mention, MentionEntity
 
@@ -12,6 +13,7 @@ __all__ = [
     "Doctor",
     "Mention",
     "MentionEntity",
+    "OperatorEvent",
     "Practice",
     "Recipient",
     "Scope",
