@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import RetryCallState, wait_exponential, wait_random
 
 from alerts.config import EmailConfig
 from alerts.render import oneline
@@ -168,8 +168,9 @@ def enqueue(
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["key"])
+        .returning(OutboxMessage.id)
     )
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return session.execute(statement).scalar() is not None
 
 
 def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
@@ -344,13 +345,14 @@ def _record(
 
 
 def retry_delay(config: EmailConfig, attempts: int) -> timedelta:
-    """Exponential backoff with jitter (tenacity's), from the number of attempts made so far."""
-    wait = wait_exponential_jitter(
-        initial=config.retry_initial, max=config.retry_max, jitter=config.retry_initial
-    )
+    """Exponential backoff with jitter (tenacity's waits), from the number of attempts made so far.
+
+    The jitter spreads retries after an outage, so that queued messages do not all come back at once.
+    """
+    wait = wait_exponential(multiplier=config.retry_initial) + wait_random(0, config.retry_initial)
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.attempt_number = attempts
-    return timedelta(seconds=wait(state))
+    return timedelta(seconds=min(wait(state), config.retry_max))
 
 
 def _update(engine: Engine, token: str, message_id: int, **values: Any) -> bool:
