@@ -46,6 +46,7 @@ class ScopeData:
     weeks: list[Week]
     counts: dict[str, list[int]]
     totals: list[int]
+    urgent: int  # this week's posts labelled threat or abusive
     top: dict[str, list[int]]
 
     @property
@@ -162,11 +163,11 @@ def scope_data(
     if cache is not None and key in cache:
         return cache[key]
     weeks = [week.shifted(offset) for offset in range(1 - config.digest.trend_weeks, 1)]
-    counts, totals = _weekly_counts(session, config, recipient, weeks)
+    counts, totals, urgent = _weekly_counts(session, config, recipient, weeks)
     top = {
         label: _top_posts(session, config, recipient, week, label) for label in LABELS if counts[label][-1]
     }
-    data = ScopeData(weeks, counts, totals, top)
+    data = ScopeData(weeks, counts, totals, urgent, top)
     if cache is not None:
         cache[key] = data
     return data
@@ -174,15 +175,17 @@ def scope_data(
 
 def _weekly_counts(
     session: Session, config: AlertsConfig, recipient: Recipient, weeks: list[Week]
-) -> tuple[dict[str, list[int]], list[int]]:
+) -> tuple[dict[str, list[int]], list[int], int]:
     """Mentions per category per week, in one query (the week of each is found with a CASE)."""
     timezone = config.digest.timezone
     bounds = [w.start(timezone) for w in weeks] + [weeks[-1].end(timezone)]
     bucket = case(*[(Mention.created_at < bounds[i + 1], i) for i in range(len(weeks))], else_=len(weeks))
     flags = [getattr(Classification, label) for label in LABELS]
     neutral = not_(func.coalesce(or_(*flags), False))
+    urgent = func.coalesce(or_(Classification.threat, Classification.abusive), False)
     columns = [func.sum(case((flag.is_(True), 1), else_=0)) for flag in flags]
     columns.append(func.sum(case((neutral, 1), else_=0)))
+    columns.append(func.sum(case((urgent, 1), else_=0)))
     rows = session.execute(
         select(bucket.label("week"), func.count(Mention.id), *columns)
         .select_from(Mention)
@@ -192,12 +195,15 @@ def _weekly_counts(
     ).all()
     counts = {category: [0] * len(weeks) for category in CATEGORIES}
     totals = [0] * len(weeks)
+    urgent_this_week = 0
     for row in rows:
         index = int(row[0])
         totals[index] = int(row[1])
         for position, category in enumerate(CATEGORIES):
             counts[category][index] = int(row[2 + position] or 0)
-    return counts, totals
+        if index == len(weeks) - 1:
+            urgent_this_week = int(row[-1] or 0)
+    return counts, totals, urgent_this_week
 
 
 def _top_posts(
@@ -258,7 +264,7 @@ def digest_context(
         "quiet": data.quiet,
         "total": data.totals[-1],
         "last_total": data.totals[-2],
-        "attention": sum(data.counts[label][-1] for label in ("threat", "abusive") if label in wanted),
+        "attention": data.urgent if {"threat", "abusive"} & set(wanted) else 0,
         "rows": rows,
         "chart": None if not any(data.totals) else _chart(config, data, shown),
         "sections": sections,
