@@ -32,7 +32,9 @@ def build(engine: Engine, config: AlertsConfig, **options: object) -> DigestRepo
 def digest_for(session: Session, email: str) -> EmailMessage:
     session.expire_all()
     raw = session.scalars(
-        select(OutboxMessage.raw).where(OutboxMessage.kind == "digest", OutboxMessage.recipient_email == email)
+        select(OutboxMessage.raw).where(
+            OutboxMessage.kind == "digest", OutboxMessage.recipient_email == email
+        )
     ).one()
     session.commit()
     return cast(EmailMessage, message_from_bytes(raw, policy=policy.default))
@@ -227,7 +229,9 @@ def test_two_workers_building_the_same_week_at_once_store_each_digest_once(
     for thread in threads:
         thread.join()
     assert sum(report.built for report in reports) == 32
-    count = session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "digest"))
+    count = session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "digest")
+    )
     assert count == 32
 
 

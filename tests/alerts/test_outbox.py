@@ -34,7 +34,9 @@ class ScriptedTransport(Transport):
 
     name = "scripted"
 
-    def __init__(self, config: EmailConfig, errors: dict[str, list[TransportError]] | None = None, down: int = 0):
+    def __init__(
+        self, config: EmailConfig, errors: dict[str, list[TransportError]] | None = None, down: int = 0
+    ):
         super().__init__(config)
         self.sent: list[Email] = []
         self.errors = errors or {}
@@ -61,7 +63,9 @@ class ScriptedTransport(Transport):
         self._open = False
 
 
-def put(session: Session, config: AlertsConfig, count: int, kind: str = "alert", priority: int = URGENT) -> None:
+def put(
+    session: Session, config: AlertsConfig, count: int, kind: str = "alert", priority: int = URGENT
+) -> None:
     for number in range(count):
         enqueue(
             session,
@@ -213,7 +217,9 @@ def test_a_refused_recipient_is_recorded_and_shown_in_status(
     title, rows = status_section(runtime, session)
     assert title == "Email outbox"
     assert ("Sent", "2") in rows and ("Failed", "1") in rows
-    assert any("person2@alert.example: recipient refused: 550 5.1.1 no such user" in value for _, value in rows)
+    assert any(
+        "person2@alert.example: recipient refused: 550 5.1.1 no such user" in value for _, value in rows
+    )
 
 
 def test_a_message_failing_past_the_last_attempt_fails_for_good(
@@ -272,13 +278,17 @@ def test_a_message_whose_sender_died_while_sending_goes_again_with_the_same_mess
 
 def test_a_live_claim_is_never_taken_over(session: Session, engine: Engine, config: AlertsConfig) -> None:
     put(session, config, 1)
-    session.execute(update(OutboxMessage).values(status=OutboxStatus.SENDING, claimed_by="alive:1:x", claimed_at=utcnow()))
+    session.execute(
+        update(OutboxMessage).values(status=OutboxStatus.SENDING, claimed_by="alive:1:x", claimed_at=utcnow())
+    )
     session.commit()
     assert deliver(engine, config.email, ScriptedTransport(config.email), now=NOW).sent == 0
 
 
 @pytest.mark.parametrize("bad", ["", "Dr \r\nBcc: victim@example.org"])
-def test_names_in_address_headers_cannot_add_headers(session: Session, config: AlertsConfig, bad: str) -> None:
+def test_names_in_address_headers_cannot_add_headers(
+    session: Session, config: AlertsConfig, bad: str
+) -> None:
     enqueue(
         session, config.email, key="k", kind="alert", recipient_email="m@a.example", recipient_name=bad,
         subject=f"Subject {bad}", text="t", html="<p>h</p>",

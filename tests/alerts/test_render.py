@@ -38,7 +38,9 @@ PAYLOADS = [
     "&lt;already escaped&gt; &amp; &#x3C;script&#x3E;",
 ]
 HANDLES = ["@evil\r\nBcc: victim@example.org", "Mallory\u202e<b>evil</b>", '"><svg onload=alert(1)>']
-FORBIDDEN_CHARACTERS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+FORBIDDEN_CHARACTERS = re.compile(
+    "[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+)
 
 
 class Elements(HTMLParser):

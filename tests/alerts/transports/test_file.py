@@ -11,7 +11,13 @@ from alerts.transports.file import FileTransport
 
 
 def email(number: int) -> Email:
-    return Email(number, f"<{number}.alert@vigil.example>", "alerts@vigil.example", "a@b.example", b"Subject: hi\r\n\r\nhi\r\n")
+    return Email(
+        number,
+        f"<{number}.alert@vigil.example>",
+        "alerts@vigil.example",
+        "a@b.example",
+        b"Subject: hi\r\n\r\nhi\r\n",
+    )
 
 
 def test_each_message_is_written_once_as_an_eml_file_named_by_its_message_id(

@@ -111,7 +111,11 @@ def test_when_the_server_is_down_then_up_everything_is_delivered_once(
         assert deliver(engine, config.email, now=LATER + dt.timedelta(hours=1)).sent == 0
     finally:
         server.stop()
-    assert sorted(r.rcpt_tos[0] for r in server.received) == ["a@example.org", "b@example.org", "c@example.org"]
+    assert sorted(r.rcpt_tos[0] for r in server.received) == [
+        "a@example.org",
+        "b@example.org",
+        "c@example.org",
+    ]
     assert len(set(server.recorder.message_ids())) == 3
 
 
@@ -153,7 +157,11 @@ def test_a_server_closing_the_connection_mid_batch_costs_one_retry(
     report = deliver(engine, config.email, now=NOW)
     assert (report.sent, report.retrying) == (2, 1)
     deliver(engine, config.email, now=LATER)
-    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == ["a@example.org", "b@example.org", "c@example.org"]
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == [
+        "a@example.org",
+        "b@example.org",
+        "c@example.org",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +183,9 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -277,7 +287,9 @@ def test_an_untrusted_certificate_is_refused(
     server = SmtpServer(tls_context=server_context(certificate), require_starttls=True)
     server.start()
     try:
-        config = load_config(alert_settings.with_overrides(**smtp_overrides(server, email__smtp_security="starttls")))
+        config = load_config(
+            alert_settings.with_overrides(**smtp_overrides(server, email__smtp_security="starttls"))
+        )
         put(session, config, "a@example.org")
         assert deliver(engine, config.email, now=NOW).retrying == 1
     finally:
