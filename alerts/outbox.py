@@ -93,8 +93,8 @@ def compose(
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
-    if images:
-        html_part = message.get_payload()[1]
+    html_part = message.get_body(("html",))
+    if images and html_part is not None:
         for image in images:
             html_part.add_related(
                 image.data,

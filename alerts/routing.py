@@ -19,6 +19,7 @@ write lock), each batch in one transaction with the alerts and their outbox rows
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -122,7 +123,7 @@ def _route_mention(
 
 
 def _audience(
-    session: Session, config: AlertsConfig, entity: MentionEntity, labels: list[str]
+    session: Session, config: AlertsConfig, entity: MentionEntity, labels: Sequence[str]
 ) -> list[tuple[Recipient, str]]:
     """Who hears about this entity at once, each with the most serious label routed to them."""
     chosen: dict[int, tuple[Recipient, str]] = {}

@@ -53,7 +53,12 @@ def test_the_schedule_is_a_setting(session: Session, alert_settings: Settings, a
 
 
 def test_one_pass_routes_and_delivers_alerts_over_smtp_once(
-    session: Session, alert_settings: Settings, smtp_server: SmtpServer, make: Factory, alice: Tenancy, org: Tenancy
+    session: Session,
+    alert_settings: Settings,
+    smtp_server: SmtpServer,
+    make: Factory,
+    alice: Tenancy,
+    org: Tenancy,
 ) -> None:
     runtime = Runtime(alert_settings.with_overrides(**smtp_overrides(smtp_server)))
     try:
@@ -63,7 +68,9 @@ def test_one_pass_routes_and_delivers_alerts_over_smtp_once(
         assert send_alerts(runtime, NOW + timedelta(minutes=1)).delivery.sent == 0
     finally:
         runtime.close()
-    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted([alice.recipient.email, org.recipient.email])  # type: ignore[union-attr]
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(
+        [alice.recipient.email, org.recipient.email]
+    )  # type: ignore[union-attr]
     message = smtp_server.received[0].message
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "I will be waiting for you after surgery" in text
@@ -74,10 +81,14 @@ def test_one_pass_routes_and_delivers_alerts_over_smtp_once(
 def test_operator_events_reach_the_operator_once_in_one_email(
     session: Session, alert_settings: Settings, smtp_server: SmtpServer
 ) -> None:
-    raise_operator_event(session, "source_failed", "Reddit is failing", "401 Unauthorized <html> from the API")
+    raise_operator_event(
+        session, "source_failed", "Reddit is failing", "401 Unauthorized <html> from the API"
+    )
     raise_operator_event(session, "source_failed", "Bluesky is failing", "createSession rate limited")
     session.commit()
-    settings = alert_settings.with_overrides(**smtp_overrides(smtp_server, email__operator_address="ops@vigil.example"))
+    settings = alert_settings.with_overrides(
+        **smtp_overrides(smtp_server, email__operator_address="ops@vigil.example")
+    )
     runtime = Runtime(settings)
     try:
         assert send_alerts(runtime, NOW).operator_events == 2
