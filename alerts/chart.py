@@ -25,7 +25,13 @@ COLOURS = {
     "praise": "#3f9c6d",
     "neutral": "#a7b1bc",
 }
-NAMES = {"threat": "Threat", "abusive": "Abuse", "critical": "Criticism", "praise": "Praise", "neutral": "Other"}
+NAMES = {
+    "threat": "Threat",
+    "abusive": "Abuse",
+    "critical": "Criticism",
+    "praise": "Praise",
+    "neutral": "Other",
+}
 WIDTH_PX, HEIGHT_PX = 584, 220  # as shown in the email; drawn at 1.5 times that for sharp screens
 _DPI = 150
 

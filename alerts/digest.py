@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, not_, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from alerts.config import AlertsConfig
@@ -29,8 +29,8 @@ from alerts.views import MentionView, mention_views, scope_description
 from alerts.weeks import Week
 from vigil.db import transaction
 from vigil.labels import LABELS, NEUTRAL
-from vigil.models import Classification, Mention, Recipient, utcnow
-from vigil.scope import visible_to
+from vigil.models import Classification, Mention, MentionEntity, Recipient, utcnow
+from vigil.scope import entity_in_scope, visible_to
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,16 @@ class DigestReport:
             f"week {self.week}: {self.built} digests built, {self.existing} already built,"
             f" {self.quiet_skipped} quiet weeks skipped, of {self.recipients} recipients"
         )
+
+
+def _visible(recipient: Recipient) -> ColumnElement[bool]:
+    """``visible_to(recipient)``, led by the same condition as a set of ids.
+
+    The set lets the database start from the recipient's few entities instead of testing every
+    mention of the period, which is what made digests for thousands of recipients slow.
+    """
+    mine = select(MentionEntity.mention_id).where(entity_in_scope(recipient))
+    return and_(Mention.id.in_(mine), visible_to(recipient))
 
 
 def digest_key(recipient: Recipient, week: Week) -> str:
@@ -190,7 +200,7 @@ def _weekly_counts(
         select(bucket.label("week"), func.count(Mention.id), *columns)
         .select_from(Mention)
         .outerjoin(Classification, Classification.mention_id == Mention.id)
-        .where(Mention.created_at >= bounds[0], Mention.created_at < bounds[-1], visible_to(recipient))
+        .where(Mention.created_at >= bounds[0], Mention.created_at < bounds[-1], _visible(recipient))
         .group_by("week")
     ).all()
     counts = {category: [0] * len(weeks) for category in CATEGORIES}
@@ -217,7 +227,7 @@ def _top_posts(
         .where(
             and_(Mention.created_at >= week.start(timezone), Mention.created_at < week.end(timezone)),
             getattr(Classification, label).is_(True),
-            visible_to(recipient),
+            _visible(recipient),
         )
         .order_by(Mention.created_at.desc(), Mention.id.desc())
         .limit(_CANDIDATES)
