@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from alerts.config import AlertsConfig
 from alerts.emails import LABEL_TITLES, base_context, guidance_for, recipient_reason
-from alerts.outbox import NORMAL, InlineImage, content_id, enqueue, existing_keys
+from alerts.outbox import InlineImage, content_id, enqueue_email, existing_keys
 from alerts.render import RenderedEmail, render_email
 from alerts.views import MentionView, mention_views, scope_description
 from alerts.weeks import Week
@@ -140,20 +140,9 @@ def _build_chunk(
             report.planned.append((recipient.email, data.totals[-1], data.quiet))
             continue
         email, images = digest_email(session, config, recipient, data)
-        report.built += enqueue(
-            session,
-            config.email,
-            key=digest_key(recipient, week),
-            kind="digest",
-            recipient_email=recipient.email,
-            recipient_name=recipient.name,
-            recipient_id=recipient.id,
-            subject=email.subject,
-            text=email.text,
-            html=email.html,
-            images=images,
-            priority=NORMAL,
-            now=now,
+        key = digest_key(recipient, week)
+        report.built += enqueue_email(
+            session, config.email, recipient, email, key=key, kind="digest", images=images, now=now
         )
 
 

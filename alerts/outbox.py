@@ -42,11 +42,11 @@ from sqlalchemy.orm import Session
 from tenacity import RetryCallState, wait_exponential, wait_random
 
 from alerts.config import EmailConfig
-from alerts.render import oneline
+from alerts.render import RenderedEmail, oneline
 from alerts.transports import Email, Transport, TransportError, make_transport
 from vigil.claims import claim
 from vigil.db import transaction
-from vigil.models import OutboxMessage, OutboxStatus, utcnow
+from vigil.models import OutboxMessage, OutboxStatus, Recipient, utcnow
 from vigil.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,36 @@ def enqueue(
         .returning(OutboxMessage.id)
     )
     return session.execute(statement).scalar() is not None
+
+
+def enqueue_email(
+    session: Session,
+    config: EmailConfig,
+    recipient: Recipient,
+    email: RenderedEmail,
+    *,
+    key: str,
+    kind: str,
+    images: Sequence[InlineImage] = (),
+    priority: int = NORMAL,
+    now: datetime | None = None,
+) -> bool:
+    """``enqueue`` a rendered template triplet for a recipient of the register."""
+    return enqueue(
+        session,
+        config,
+        key=key,
+        kind=kind,
+        recipient_email=recipient.email,
+        recipient_name=recipient.name,
+        recipient_id=recipient.id,
+        subject=email.subject,
+        text=email.text,
+        html=email.html,
+        images=images,
+        priority=priority,
+        now=now,
+    )
 
 
 def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:

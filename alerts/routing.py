@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from alerts.config import AlertsConfig
 from alerts.emails import alert_email
-from alerts.outbox import URGENT, enqueue
+from alerts.outbox import URGENT, enqueue_email
 from vigil.labels import LABELS
 from vigil.models import (
     Alert,
@@ -217,19 +217,8 @@ def enqueue_due_alerts(session: Session, config: AlertsConfig, now: datetime) ->
         if email is None:
             log.error("alert %d has no post its recipient may see; nothing sent", alert.id)
             continue
-        recipient = alert.recipient
-        count += enqueue(
-            session,
-            config.email,
-            key=f"alert:r{recipient.id}:m{alert.items[0].mention_id}",
-            kind="alert",
-            recipient_email=recipient.email,
-            recipient_name=recipient.name,
-            recipient_id=recipient.id,
-            subject=email.subject,
-            text=email.text,
-            html=email.html,
-            priority=URGENT,
-            now=now,
+        key = f"alert:r{alert.recipient_id}:m{alert.items[0].mention_id}"
+        count += enqueue_email(
+            session, config.email, alert.recipient, email, key=key, kind="alert", priority=URGENT, now=now
         )
     return count

@@ -21,8 +21,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts.config import AlertsConfig, load_config
-from alerts.outbox import DeliveryReport, deliver, enqueue
-from tests.alerts.conftest import NOW, Received, SmtpServer, smtp_overrides
+from alerts.outbox import DeliveryReport, deliver
+from tests.alerts.conftest import Received, SmtpServer, queue, smtp_overrides
 from vigil.models import OutboxMessage, OutboxStatus
 from vigil.settings import Settings
 
@@ -30,14 +30,7 @@ LEASE = 4  # seconds; the smallest the settings allow with a 1 s SMTP timeout
 
 
 def put(session: Session, config: AlertsConfig, count: int) -> list[str]:
-    recipients = [f"r{number}@example.org" for number in range(count)]
-    for number, recipient in enumerate(recipients):
-        enqueue(
-            session, config.email, key=f"alert:test:{number}", kind="alert", recipient_email=recipient,
-            subject=f"Alert {number}", text=f"Text {number}", html=f"<p>HTML {number}</p>", now=NOW,
-        )  # fmt: skip
-    session.commit()
-    return recipients
+    return queue(session, config, [f"r{number}@example.org" for number in range(count)])
 
 
 def test_two_senders_running_at_once_deliver_every_message_once(

@@ -23,7 +23,7 @@ from alerts.outbox import (
     status_section,
 )
 from alerts.transports import Email, Transport, TransportError
-from tests.alerts.conftest import NOW
+from tests.alerts.conftest import NOW, queue
 from vigil.models import OutboxMessage, OutboxStatus, utcnow
 from vigil.runtime import Runtime
 from vigil.settings import Settings
@@ -66,20 +66,7 @@ class ScriptedTransport(Transport):
 def put(
     session: Session, config: AlertsConfig, count: int, kind: str = "alert", priority: int = URGENT
 ) -> None:
-    for number in range(count):
-        enqueue(
-            session,
-            config.email,
-            key=f"{kind}:test:{number}",
-            kind=kind,
-            recipient_email=f"person{number}@{kind}.example",
-            subject=f"{kind} {number}",
-            text=f"Text of {kind} {number}",
-            html=f"<p>HTML of {kind} {number}</p>",
-            priority=priority,
-            now=NOW,
-        )
-    session.commit()
+    queue(session, config, [f"person{n}@{kind}.example" for n in range(count)], kind, priority)
 
 
 def statuses(session: Session) -> dict[str, OutboxStatus]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from alerts.chart import trend_chart
 from alerts.config import AlertsConfig, load_config
 from alerts.outbox import InlineImage, content_id, deliver, enqueue
-from tests.alerts.conftest import NOW, SmtpServer, smtp_overrides
+from tests.alerts.conftest import NOW, SmtpServer, queue, smtp_overrides
 from vigil.models import OutboxMessage, OutboxStatus
 from vigil.settings import Settings
 
@@ -23,19 +23,7 @@ LATER = NOW + dt.timedelta(hours=1)
 
 
 def put(session: Session, config: AlertsConfig, *recipients: str) -> None:
-    for number, recipient in enumerate(recipients):
-        enqueue(
-            session,
-            config.email,
-            key=f"test:{number}",
-            kind="alert",
-            recipient_email=recipient,
-            subject=f"Message {number}",
-            text=f"Text {number}",
-            html=f"<p>HTML {number}</p>",
-            now=NOW,
-        )
-    session.commit()
+    queue(session, config, list(recipients))
 
 
 def outbox(session: Session) -> dict[str, tuple[OutboxStatus, str]]:
