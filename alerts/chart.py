@@ -39,7 +39,7 @@ Series = tuple[tuple[str, tuple[int, ...]], ...]
 _LOCK = threading.Lock()
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)  # about 15 MB at most
 def trend_chart(week_labels: tuple[str, ...], series: Series) -> bytes:
     """A stacked bar per week, one colour per category, oldest week on the left."""
     with _LOCK:

@@ -46,7 +46,7 @@ from alerts.render import RenderedEmail, oneline
 from alerts.transports import Email, Transport, TransportError, make_transport
 from vigil.claims import claim
 from vigil.db import transaction
-from vigil.models import OutboxMessage, OutboxStatus, Recipient, utcnow
+from vigil.models import OperatorEvent, OutboxMessage, OutboxStatus, Recipient, utcnow
 from vigil.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -438,4 +438,7 @@ def status_section(runtime: Runtime, session: Session) -> tuple[str, list[tuple[
         )
     if failures:
         rows.append(("", "retry with `vigil alerts retry`"))
+    waiting = session.scalar(select(func.count()).where(OperatorEvent.notified_at.is_(None))) or 0
+    if waiting:
+        rows.append(("Operator events not emailed", str(waiting)))
     return "Email outbox", rows

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.jobs import send_alerts, send_due_digests
+from alerts.outbox import status_section
 from tests.alerts.conftest import NOW, Factory, SmtpServer, smtp_overrides
 from tests.conftest import Tenancy
 from vigil.models import OperatorEvent, OutboxMessage
@@ -111,3 +112,4 @@ def test_without_an_operator_address_events_are_only_logged(session: Session, ru
     assert send_alerts(runtime, NOW).operator_events == 0
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    assert ("Operator events not emailed", "1") in status_section(runtime, session)[1]
