@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from vigil.models.alerts import Alert, AlertMention, OutboxMessage, OutboxStatus, RoutedMention
 from vigil.models.base import Base, utcnow
 from vigil.models.ops import OperatorEvent
 from vigil.models.register import Doctor, Practice, Recipient, Scope, Tenant, TenantKind
 from vigil.models.store import Classification, Mention, MentionEntity
 
 __all__ = [
+    "Alert",
+    "AlertMention",
     "Base",
     "Classification",
     "Doctor",
     "Mention",
     "MentionEntity",
     "OperatorEvent",
+    "OutboxMessage",
+    "OutboxStatus",
     "Practice",
     "Recipient",
+    "RoutedMention",
     "Scope",
     "Tenant",
     "TenantKind",
