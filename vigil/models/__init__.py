@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from vigil.models.base import Base, utcnow
+from vigil.models.cases import Case, CaseEntity, CaseEvent, CaseMention, CaseReason, CaseStatus, Severity
 from vigil.models.ops import OperatorEvent
 from vigil.models.register import Doctor, Practice, Recipient, Scope, Tenant, TenantKind
 from vigil.models.store import Classification, Mention, MentionEntity
 
 __all__ = [
     "Base",
+    "Case",
+    "CaseEntity",
+    "CaseEvent",
+    "CaseMention",
+    "CaseReason",
+    "CaseStatus",
     "Classification",
     "Doctor",
     "Mention",
@@ -17,6 +24,7 @@ __all__ = [
     "Practice",
     "Recipient",
     "Scope",
+    "Severity",
     "Tenant",
     "TenantKind",
     "utcnow",

@@ -1,0 +1,581 @@
+"""Detection: one pass over newly classified mentions that opens or feeds cases.
+
+A pass claims classified mentions not yet scanned (a conditional UPDATE, see ``vigil.claims``), so
+two passes at once, or on two workers, never scan the same mention. For every entity named by a
+new flagged mention (threat, abusive or critical) it then:
+
+* feeds the entity's open cases with the new mentions;
+* opens a **threat** case for any threat;
+* opens a **pile-on** case when ``pile_on_authors`` distinct authors posted flagged mentions about
+  it within ``pile_on_hours``;
+* opens a **spike** case when the distinct authors of flagged mentions in the last
+  ``spike_window_hours`` are at least ``spike_min_authors`` and that many would happen by chance
+  less often than ``spike_max_p`` under the entity's own history (see ``cases.counts``).
+
+Across all entities, a **campaign** is near-identical wording (``cases.fingerprint``), or one
+author, posting flagged mentions about at least ``campaign_min_entities`` doctors or practices in
+``campaign_days``.
+
+Rules are evaluated at the posting times of the new mentions (not only at "now"), so a mention
+collected late still completes the window it belongs to. Mentions that are evidence of a closed
+case are not counted again for that reason: closing a case does not make it reopen at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, false, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from cases.counts import surprise
+from cases.fingerprint import NearDuplicates, normalise
+from cases.workflow import (
+    EntityRef,
+    Finding,
+    author_key,
+    entity_names,
+    entity_ref,
+    evidence_summary,
+    feed,
+    open_cases_for,
+    open_or_feed,
+    raise_severity,
+)
+from vigil.claims import claim
+from vigil.labels import FLAGGED
+from vigil.models import (
+    Case,
+    CaseEntity,
+    CaseMention,
+    CaseReason,
+    CaseStatus,
+    Classification,
+    Mention,
+    MentionEntity,
+    Severity,
+    utcnow,
+)
+from vigil.settings import Settings
+
+log = logging.getLogger(__name__)
+ENTITY_REASONS = (CaseReason.THREAT, CaseReason.PILE_ON, CaseReason.SPIKE)
+Notify = Callable[[Session, Case, str], None]
+"""Called in the pass's transaction with a case and ``"opened"`` or ``"severity"``."""
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """The ``[cases]`` settings detection uses, read once."""
+
+    batch_size: int
+    max_age: timedelta
+    spike_window: timedelta
+    spike_history: timedelta
+    spike_min_authors: int
+    spike_max_p: float
+    spike_prior_per_day: float
+    spike_prior_days: float
+    pile_on_authors: int
+    pile_on_span: timedelta
+    campaign_window: timedelta
+    campaign_min_entities: int
+    campaign_similarity: float
+    campaign_min_words: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DetectionSettings:
+        s = settings.cases
+        return cls(
+            batch_size=s.batch_size,
+            max_age=timedelta(hours=s.max_age_hours),
+            spike_window=timedelta(hours=s.spike_window_hours),
+            spike_history=timedelta(days=s.spike_history_days),
+            spike_min_authors=s.spike_min_authors,
+            spike_max_p=s.spike_max_p,
+            spike_prior_per_day=s.spike_prior_per_day,
+            spike_prior_days=s.spike_prior_days,
+            pile_on_authors=s.pile_on_authors,
+            pile_on_span=timedelta(hours=s.pile_on_hours),
+            campaign_window=timedelta(days=s.campaign_days),
+            campaign_min_entities=s.campaign_min_entities,
+            campaign_similarity=s.campaign_similarity,
+            campaign_min_words=s.campaign_min_words,
+        )
+
+    @property
+    def entity_lookback(self) -> timedelta:
+        """How far before a new mention the per-entity rules look (window plus history)."""
+        return max(self.spike_window + self.spike_history, self.pile_on_span)
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """A flagged mention as the rules see it."""
+
+    id: int
+    created_at: datetime
+    author: str
+    threat: bool
+    text: str
+    entities: frozenset[EntityRef]
+    names: tuple[str, ...]
+
+
+@dataclass
+class PassReport:
+    scanned: int = 0
+    flagged: int = 0
+    opened: list[int] = field(default_factory=list)
+    fed: set[int] = field(default_factory=set)
+
+
+def detect_pass(
+    session: Session, config: DetectionSettings, now: datetime | None = None, notify: Notify | None = None
+) -> PassReport:
+    """Claim one batch of classified mentions, apply every rule, and mark them scanned.
+
+    The caller commits; the claim, the cases and the scan marks are one transaction, so a crash
+    leaves the mentions unscanned and nothing half-done.
+    """
+    now = now or utcnow()
+    _, ids = claim(
+        session,
+        Mention,
+        pending=Mention.detected_at.is_(None) & Mention.classification.has(),
+        claimed_by=Mention.detect_claimed_by,
+        claimed_at=Mention.detect_claimed_at,
+        limit=config.batch_size,
+    )
+    report = PassReport(scanned=len(ids))
+    if not ids:
+        return report
+    new = load_flagged(session, Mention.id.in_(ids))
+    report.flagged = len(new)
+    if new:
+        pass_ = _Pass(session, config, now, notify or (lambda *_: None), report)
+        pass_.run_entity_rules(list(new.values()))
+        pass_.run_campaign_rule(list(new.values()))
+    session.execute(
+        update(Mention)
+        .where(Mention.id.in_(ids))
+        .values(detected_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return report
+
+
+def flagged_condition() -> ColumnElement[bool]:
+    return or_(*(getattr(Classification, label).is_(True) for label in FLAGGED))
+
+
+def load_flagged(session: Session, *conditions: ColumnElement[bool]) -> dict[int, Flagged]:
+    """Flagged mentions matching the conditions, with the entities they name (all of them)."""
+    named = select(MentionEntity.mention_id).join(Mention).where(*conditions)
+    rows = session.execute(
+        select(
+            Mention.id,
+            Mention.created_at,
+            Mention.source,
+            Mention.author,
+            Mention.author_id,
+            Mention.text,
+            Classification.threat,
+            MentionEntity.doctor_id,
+            MentionEntity.practice_id,
+            MentionEntity.matched_text,
+        )
+        .join(Classification, Classification.mention_id == Mention.id)
+        .join(MentionEntity, MentionEntity.mention_id == Mention.id)
+        .where(flagged_condition(), Mention.id.in_(named))
+        .order_by(Mention.created_at, Mention.id)
+    ).all()
+    named_by: dict[int, list[tuple[EntityRef, str]]] = defaultdict(list)
+    first: dict[int, Any] = {}
+    for row in rows:
+        named_by[row.id].append((entity_ref(row.doctor_id, row.practice_id), row.matched_text))
+        first.setdefault(row.id, row)
+    return {
+        key: Flagged(
+            id=row.id,
+            created_at=row.created_at,
+            author=author_key(row.id, row.source, row.author, row.author_id),
+            threat=bool(row.threat),
+            text=row.text,
+            entities=frozenset(entity for entity, _ in named_by[key]),
+            names=tuple(name for _, name in named_by[key]),
+        )
+        for key, row in first.items()
+    }
+
+
+def entity_condition(
+    entities: Iterable[EntityRef], model: type[MentionEntity] | type[CaseEntity]
+) -> ColumnElement[bool]:
+    doctors = [key for kind, key in entities if kind == "doctor"]
+    practices = [key for kind, key in entities if kind == "practice"]
+    return or_(
+        model.doctor_id.in_(doctors) if doctors else false(),
+        model.practice_id.in_(practices) if practices else false(),
+    )
+
+
+class _Pass:
+    """The state one detection pass shares between rules."""
+
+    def __init__(
+        self, session: Session, config: DetectionSettings, now: datetime, notify: Notify, report: PassReport
+    ) -> None:
+        self.session, self.config, self.now, self.notify, self.report = session, config, now, notify, report
+
+    def fresh(self, mentions: Iterable[Flagged]) -> list[Flagged]:
+        """Mentions young enough to open cases (older ones from a backfill only feed open cases)."""
+        return [m for m in mentions if m.created_at >= self.now - self.config.max_age]
+
+    # -- per entity --------------------------------------------------------------------------
+
+    def run_entity_rules(self, new: list[Flagged]) -> None:
+        by_entity: dict[EntityRef, list[Flagged]] = defaultdict(list)
+        for mention in new:
+            for entity in mention.entities:
+                by_entity[entity].append(mention)
+        since = min(m.created_at for m in new) - self.config.entity_lookback
+        recent = load_flagged(
+            self.session, Mention.created_at > since, entity_condition(by_entity, MentionEntity)
+        )
+        recent_by_entity: dict[EntityRef, list[Flagged]] = defaultdict(list)
+        for mention in recent.values():
+            for entity in mention.entities & by_entity.keys():
+                recent_by_entity[entity].append(mention)
+        consumed = self.consumed(by_entity, since)
+        names = entity_names(self.session, by_entity)
+        for entity, mentions in sorted(by_entity.items()):
+            self.run_for_entity(
+                entity,
+                names.get(entity, f"{entity[0]} {entity[1]}"),
+                mentions,
+                recent_by_entity[entity],
+                consumed,
+            )
+
+    def run_for_entity(
+        self,
+        entity: EntityRef,
+        name: str,
+        new: list[Flagged],
+        recent: list[Flagged],
+        consumed: dict[tuple[CaseReason, EntityRef], set[int]],
+    ) -> None:
+        open_reasons = set()
+        for case in open_cases_for_entity(self.session, entity):
+            open_reasons.add(case.reason)
+            self.give(case, Finding(case.reason, [entity], [m.id for m in new], case.severity, case.title))
+        fresh = self.fresh(new)
+        if not fresh:
+            return
+        for reason in ENTITY_REASONS:
+            if reason in open_reasons:
+                continue
+            pool = [m for m in recent if m.id not in consumed.get((reason, entity), set())]
+            finding = RULES[reason](self.config, entity, name, fresh, pool, recent)
+            if finding is not None:
+                self.open(finding)
+
+    def consumed(
+        self, entities: Iterable[EntityRef], since: datetime
+    ) -> dict[tuple[CaseReason, EntityRef], set[int]]:
+        """Evidence of closed cases, per reason and entity: it does not count towards a new case."""
+        rows = self.session.execute(
+            select(Case.reason, CaseEntity.doctor_id, CaseEntity.practice_id, CaseMention.mention_id)
+            .join(CaseEntity, CaseEntity.case_id == Case.id)
+            .join(CaseMention, CaseMention.case_id == Case.id)
+            .join(Mention, Mention.id == CaseMention.mention_id)
+            .where(
+                Case.status == CaseStatus.CLOSED,
+                Mention.created_at > since,
+                entity_condition(entities, CaseEntity),
+            )
+        ).all()
+        consumed: dict[tuple[CaseReason, EntityRef], set[int]] = defaultdict(set)
+        for reason, doctor_id, practice_id, mention_id in rows:
+            consumed[reason, entity_ref(doctor_id, practice_id)].add(mention_id)
+        return consumed
+
+    # -- campaigns ---------------------------------------------------------------------------
+
+    def run_campaign_rule(self, new: list[Flagged]) -> None:
+        fresh = self.fresh(new)
+        if not fresh:
+            return
+        since = self.now - self.config.campaign_window
+        closed = (
+            select(CaseMention.mention_id)
+            .join(Case)
+            .where(Case.reason == CaseReason.CAMPAIGN, Case.status == CaseStatus.CLOSED)
+        )
+        pool = load_flagged(self.session, Mention.created_at > since, Mention.id.not_in(closed))
+        for finding in campaign_findings(pool, fresh, self.config):
+            if qualifies(finding, self.config):
+                names = entity_names(self.session, finding.entities)
+                finding.title = campaign_title(finding, [names.get(e, str(e)) for e in finding.entities])
+                self.open(finding)
+            elif (case := self.case_sharing_evidence(finding)) is not None:
+                self.give(case, finding)
+
+    def case_sharing_evidence(self, finding: Finding) -> Case | None:
+        """The open case of the same reason that already holds this evidence (most of it, or for a
+        campaign any of it): a doctor and their practice named in the same posts make one case."""
+        shared = func.count().label("shared")
+        row = self.session.execute(
+            select(CaseMention.case_id, shared)
+            .join(Case)
+            .where(Case.reason == finding.reason, Case.status != CaseStatus.CLOSED)
+            .where(CaseMention.mention_id.in_(finding.evidence))
+            .group_by(CaseMention.case_id)
+            .order_by(shared.desc(), CaseMention.case_id)
+            .limit(1)
+        ).first()
+        needed = 1 if finding.reason is CaseReason.CAMPAIGN else (len(finding.evidence) + 1) // 2
+        return self.session.get(Case, row.case_id) if row is not None and row.shared >= needed else None
+
+    # -- opening and feeding -----------------------------------------------------------------
+
+    def open(self, finding: Finding) -> None:
+        sharing = self.case_sharing_evidence(finding)
+        if sharing is not None:
+            self.give(sharing, finding)
+            return
+        case, opened = open_or_feed(self.session, finding, self.now)
+        if opened:
+            self.report.opened.append(case.id)
+            log.info(
+                "case %s opened: %s",
+                case.id,
+                case.title,
+                extra={"case_id": case.id, "reason": str(case.reason), "severity": str(case.severity)},
+            )
+            self.notify(self.session, case, "opened")
+        else:
+            self.reassess(case)
+
+    def give(self, case: Case, finding: Finding) -> None:
+        if feed(self.session, case, finding, self.now):
+            self.report.fed.add(case.id)
+            self.reassess(case)
+
+    def reassess(self, case: Case) -> None:
+        summary = evidence_summary(self.session, case.id)
+        severity = assess(
+            case.reason, summary["authors"], len(case.entities), summary["threats"], self.config
+        )
+        if raise_severity(self.session, case, severity, self.now):
+            self.notify(self.session, case, "severity")
+
+
+def open_cases_for_entity(session: Session, entity: EntityRef) -> list[Case]:
+    cases: list[Case] = []
+    for reason in ENTITY_REASONS:
+        cases.extend(open_cases_for(session, reason, [entity]))
+    return cases
+
+
+def assess(
+    reason: CaseReason, authors: int, entities: int, threats: int, config: DetectionSettings
+) -> Severity:
+    """How urgent a case is: any threat is critical; a pile-on twice the threshold, or a campaign
+    across twice the minimum of members, is high."""
+    if reason is CaseReason.THREAT or threats:
+        return Severity.CRITICAL
+    if reason is CaseReason.CAMPAIGN:
+        return Severity.HIGH if entities >= 2 * config.campaign_min_entities else Severity.MEDIUM
+    return Severity.HIGH if authors >= 2 * config.pile_on_authors else Severity.MEDIUM
+
+
+# -- the rules ---------------------------------------------------------------------------------
+
+Rule = Callable[
+    [DetectionSettings, EntityRef, str, list[Flagged], list[Flagged], list[Flagged]], Finding | None
+]
+
+
+def threat_rule(
+    config: DetectionSettings,
+    entity: EntityRef,
+    name: str,
+    fresh: list[Flagged],
+    pool: list[Flagged],
+    history: list[Flagged],
+) -> Finding | None:
+    """Any threat opens a case at once."""
+    threats = [m for m in fresh if m.threat]
+    if not threats:
+        return None
+    authors = {m.author for m in threats}
+    return Finding(
+        CaseReason.THREAT,
+        [entity],
+        [m.id for m in threats],
+        Severity.CRITICAL,
+        f"Threat against {name}",
+        {"threats": len(threats), "authors": len(authors), "first_at": threats[0].created_at.isoformat()},
+    )
+
+
+def evaluation_ends(fresh: list[Flagged], pool: list[Flagged]) -> list[datetime]:
+    """The moments to evaluate a window rule at: each flagged post from the first new one on."""
+    start = min(m.created_at for m in fresh)
+    return sorted({m.created_at for m in pool if m.created_at >= start})
+
+
+def authors_between(pool: list[Flagged], start: datetime, end: datetime) -> set[str]:
+    """Authors who posted in [start, end]: "within 6 hours" includes posts exactly 6 hours apart."""
+    return {m.author for m in pool if start <= m.created_at <= end}
+
+
+def pile_on_rule(
+    config: DetectionSettings,
+    entity: EntityRef,
+    name: str,
+    fresh: list[Flagged],
+    pool: list[Flagged],
+    history: list[Flagged],
+) -> Finding | None:
+    """At least ``pile_on_authors`` distinct authors of flagged mentions within ``pile_on_hours``."""
+    span = config.pile_on_span
+    for end in evaluation_ends(fresh, pool):
+        authors = authors_between(pool, end - span, end)
+        if len(authors) >= config.pile_on_authors:
+            hours = config.pile_on_span.total_seconds() / 3600
+            evidence = [m.id for m in pool if m.created_at >= end - span]
+            return Finding(
+                CaseReason.PILE_ON,
+                [entity],
+                evidence,
+                assess(
+                    CaseReason.PILE_ON,
+                    len(authors),
+                    1,
+                    sum(m.threat for m in pool if m.id in evidence),
+                    config,
+                ),
+                f"Pile-on: {len(authors)} accounts within {hours:g} h about {name}",
+                {"authors": len(authors), "hours": hours, "span_end": end.isoformat()},
+            )
+    return None
+
+
+def spike_rule(
+    config: DetectionSettings,
+    entity: EntityRef,
+    name: str,
+    fresh: list[Flagged],
+    pool: list[Flagged],
+    history: list[Flagged],
+) -> Finding | None:
+    """More authors of flagged mentions in one window than the entity's history makes plausible."""
+    window, before = config.spike_window, config.spike_history
+    windows_per_day = timedelta(days=1) / window
+    for end in evaluation_ends(fresh, pool):
+        authors = authors_between(pool, end - window, end)
+        if len(authors) < config.spike_min_authors:
+            continue
+        usual = usual_authors(history, end - window - before, end - window, window)
+        chance = surprise(
+            len(authors),
+            usual,
+            history_windows=before / window,
+            prior_per_window=config.spike_prior_per_day / windows_per_day,
+            prior_windows=config.spike_prior_days * windows_per_day,
+        )
+        if chance.tail <= config.spike_max_p:
+            hours = window.total_seconds() / 3600
+            evidence = [m.id for m in pool if m.created_at >= end - window]
+            return Finding(
+                CaseReason.SPIKE,
+                [entity],
+                evidence,
+                assess(
+                    CaseReason.SPIKE, len(authors), 1, sum(m.threat for m in pool if m.id in evidence), config
+                ),
+                f"Spike: {len(authors)} accounts in {hours:g} h about {name} (usually {chance.expected:.2g})",
+                {
+                    "authors": len(authors),
+                    "hours": hours,
+                    "expected": round(chance.expected, 4),
+                    "tail_probability": chance.tail,
+                    "history_authors": usual,
+                    "window_end": end.isoformat(),
+                },
+            )
+    return None
+
+
+def usual_authors(history: list[Flagged], start: datetime, end: datetime, window: timedelta) -> int:
+    """Authors in the history, each counted once per window-sized slice (as in the window itself)."""
+    return len({((end - m.created_at) // window, m.author) for m in history if start <= m.created_at < end})
+
+
+RULES: dict[CaseReason, Rule] = {
+    CaseReason.THREAT: threat_rule,
+    CaseReason.PILE_ON: pile_on_rule,
+    CaseReason.SPIKE: spike_rule,
+}
+
+
+def campaign_findings(
+    pool: dict[int, Flagged], fresh: list[Flagged], config: DetectionSettings
+) -> Iterator[Finding]:
+    """Groups of flagged posts around each new one: its near-identical copies, and its author's posts.
+
+    Groups are yielded whether or not they are large enough to open a case: a small group that
+    shares a post with an open campaign case still feeds it.
+    """
+    texts = {m.id: normalise(m.text, m.names) for m in pool.values()}
+    copies = NearDuplicates(texts, config.campaign_similarity, config.campaign_min_words)
+    by_author: dict[str, list[int]] = defaultdict(list)
+    for mention in pool.values():
+        if not mention.author.startswith("mention:"):
+            by_author[mention.author].append(mention.id)
+    seen: set[frozenset[int]] = set()
+    for mention in fresh:
+        if mention.id not in pool:
+            continue
+        groups = [
+            ("wording", {mention.id} | copies.neighbours(mention.id)),
+            ("author", set(by_author[mention.author])),
+        ]
+        for kind, ids in groups:
+            if len(ids) < 2 or frozenset(ids) in seen:
+                continue
+            seen.add(frozenset(ids))
+            members = sorted((pool[i] for i in ids), key=lambda m: (m.created_at, m.id))
+            entities = sorted(set().union(*(m.entities for m in members)))
+            yield Finding(
+                CaseReason.CAMPAIGN,
+                entities,
+                [m.id for m in members],
+                assess(CaseReason.CAMPAIGN, 0, len(entities), sum(m.threat for m in members), config),
+                "",
+                {
+                    "kind": kind,
+                    "posts": len(members),
+                    "entities": len(entities),
+                    "authors": len({m.author for m in members}),
+                    "first_at": members[0].created_at.isoformat(),
+                },
+            )
+
+
+def qualifies(finding: Finding, config: DetectionSettings) -> bool:
+    return min(len(finding.evidence), len(finding.entities)) >= config.campaign_min_entities
+
+
+def campaign_title(finding: Finding, names: list[str]) -> str:
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    how = "near-identical posts" if finding.details["kind"] == "wording" else "posts by one account"
+    return f"Campaign: {finding.details['posts']} {how} about {len(names)} members ({shown})"
