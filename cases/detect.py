@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, false, func, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from cases.counts import surprise
@@ -47,7 +48,8 @@ from cases.workflow import (
     open_or_feed,
     raise_severity,
 )
-from vigil.claims import claim
+from vigil.claims import claim, release
+from vigil.db import transaction
 from vigil.labels import FLAGGED
 from vigil.models import (
     Case,
@@ -64,6 +66,7 @@ from vigil.models import (
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
+SCAN_ATTEMPTS = 3
 ENTITY_REASONS = (CaseReason.THREAT, CaseReason.PILE_ON, CaseReason.SPIKE)
 Notify = Callable[[Session, Case, str], None]
 """Called in the pass's transaction with a case and ``"opened"`` or ``"severity"``."""
@@ -134,17 +137,62 @@ class PassReport:
     opened: list[int] = field(default_factory=list)
     fed: set[int] = field(default_factory=set)
 
+    def add(self, other: PassReport) -> None:
+        self.scanned += other.scanned
+        self.flagged += other.flagged
+        self.opened += other.opened
+        self.fed |= other.fed
+
+    def __str__(self) -> str:
+        return (
+            f"{self.scanned} mentions scanned ({self.flagged} flagged), {len(self.opened)} cases opened,"
+            f" {len(self.fed)} fed with new evidence"
+        )
+
+
+def detect(
+    engine: Engine, config: DetectionSettings, now: datetime | None = None, notify: Notify | None = None
+) -> PassReport:
+    """Scan everything classified and not yet scanned, batch by batch; one report for all."""
+    total = PassReport()
+    while (report := detect_pass(engine, config, now, notify)).scanned:
+        total.add(report)
+    return total
+
 
 def detect_pass(
-    session: Session, config: DetectionSettings, now: datetime | None = None, notify: Notify | None = None
+    engine: Engine, config: DetectionSettings, now: datetime | None = None, notify: Notify | None = None
 ) -> PassReport:
-    """Claim one batch of classified mentions, apply every rule, and mark them scanned.
+    """Claim one batch of classified mentions (and commit the claim), then scan it in one transaction.
 
-    The caller commits; the claim, the cases and the scan marks are one transaction, so a crash
-    leaves the mentions unscanned and nothing half-done.
+    The claim is committed first so that this pass holds no row locks on mentions while it links
+    them as evidence (on PostgreSQL those locks would deadlock two passes that link each other's
+    mentions). If the scan fails it rolls back whole: its cases, its evidence and its scan marks.
+    A deadlock is retried; any other failure gives the batch back and is raised.
     """
     now = now or utcnow()
-    _, ids = claim(
+    with transaction(engine) as session:
+        token, ids = claim_batch(session, config)
+    if not ids:
+        return PassReport()
+    for attempt in range(1, SCAN_ATTEMPTS + 1):
+        try:
+            with transaction(engine) as session:
+                return scan(session, token, ids, config, now, notify)
+        except OperationalError as error:
+            if attempt < SCAN_ATTEMPTS and _is_deadlock(error):
+                log.warning("detection pass deadlocked with another; retrying (%d)", attempt)
+                continue
+            _release(engine, ids)
+            raise
+        except Exception:
+            _release(engine, ids)
+            raise
+    raise AssertionError("unreachable")
+
+
+def claim_batch(session: Session, config: DetectionSettings) -> tuple[str, list[int]]:
+    return claim(
         session,
         Mention,
         pending=Mention.detected_at.is_(None) & Mention.classification.has(),
@@ -152,9 +200,18 @@ def detect_pass(
         claimed_at=Mention.detect_claimed_at,
         limit=config.batch_size,
     )
+
+
+def scan(
+    session: Session,
+    token: str,
+    ids: list[int],
+    config: DetectionSettings,
+    now: datetime,
+    notify: Notify | None = None,
+) -> PassReport:
+    """Apply every rule to claimed mentions and mark them scanned (the caller commits)."""
     report = PassReport(scanned=len(ids))
-    if not ids:
-        return report
     new = load_flagged(session, Mention.id.in_(ids))
     report.flagged = len(new)
     if new:
@@ -163,11 +220,20 @@ def detect_pass(
         pass_.run_campaign_rule(list(new.values()))
     session.execute(
         update(Mention)
-        .where(Mention.id.in_(ids))
+        .where(Mention.id.in_(ids), Mention.detect_claimed_by == token)
         .values(detected_at=now)
         .execution_options(synchronize_session=False)
     )
     return report
+
+
+def _is_deadlock(error: OperationalError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in ("40P01", "40001")
+
+
+def _release(engine: Engine, ids: list[int]) -> None:
+    with transaction(engine) as session:
+        release(session, Mention, ids, Mention.detect_claimed_by, Mention.detect_claimed_at)
 
 
 def flagged_condition() -> ColumnElement[bool]:

@@ -58,7 +58,9 @@ class NearDuplicates:
     def __init__(self, texts: Mapping[int, str], threshold: float, min_words: int) -> None:
         self.threshold = threshold
         self.texts = {key: text for key, text in texts.items() if word_count(text) >= min_words}
-        self.index = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+        # Candidates are found generously (recall matters more than the few extra exact checks),
+        # then each one is checked against the threshold itself.
+        self.index = MinHashLSH(threshold=max(0.05, threshold * 0.8), num_perm=NUM_PERM, weights=(0.2, 0.8))
         for key, text in self.texts.items():
             self.index.insert(key, fingerprint(text), check_duplication=False)
 
