@@ -7,6 +7,7 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from alerts.outbox import status_section as outbox_section
 from vigil import migrate
 from vigil.models import Classification, Mention
 from vigil.register import register_counts
@@ -41,6 +42,7 @@ SECTIONS: list[Callable[[Runtime, Session], Section]] = [
     database_section,
     register_section,
     store_section,
+    outbox_section,
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vigil.models.alerts import Alert, AlertMention, OutboxMessage, OutboxStatus, RoutedMention
 from vigil.models.base import Base, utcnow
 from vigil.models.cases import Case, CaseEntity, CaseEvent, CaseMention, CaseReason, CaseStatus, Severity
 from vigil.models.ops import OperatorEvent
@@ -9,6 +10,8 @@ from vigil.models.register import Doctor, Practice, Recipient, Scope, Tenant, Te
 from vigil.models.store import Classification, Mention, MentionEntity
 
 __all__ = [
+    "Alert",
+    "AlertMention",
     "Base",
     "Case",
     "CaseEntity",
@@ -21,8 +24,11 @@ __all__ = [
     "Mention",
     "MentionEntity",
     "OperatorEvent",
+    "OutboxMessage",
+    "OutboxStatus",
     "Practice",
     "Recipient",
+    "RoutedMention",
     "Scope",
     "Severity",
     "Tenant",

@@ -1,0 +1,312 @@
+"""Weekly digests: one per recipient and week, scoped to what that recipient may see.
+
+A digest counts the week's mentions per category against the week before, charts the last few
+weeks, lists the top posts of each category and ends with the guidance for the categories
+present. It is stored in the outbox under ``digest:r{recipient}:{week}``: building the digests
+for a week twice, or on two workers at once, stores each one once.
+
+Recipients with the same scope (two contacts of one practice, every organisation recipient) see
+the same mentions, so the data is gathered once per scope and the chart once per series.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, case, func, not_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from alerts.config import AlertsConfig
+from alerts.emails import LABEL_TITLES, base_context, guidance_for, recipient_reason
+from alerts.outbox import NORMAL, InlineImage, content_id, enqueue, existing_keys
+from alerts.render import RenderedEmail, render_email
+from alerts.views import MentionView, mention_views, scope_description
+from alerts.weeks import Week
+from vigil.db import transaction
+from vigil.labels import LABELS, NEUTRAL
+from vigil.models import Classification, Mention, Recipient, utcnow
+from vigil.scope import visible_to
+
+log = logging.getLogger(__name__)
+
+CATEGORIES = (*LABELS, NEUTRAL)
+CHUNK = 50  # recipients per transaction: a crash loses at most this much work, never a digest
+_CANDIDATES = 200  # recent posts per category among which the top-scoring are chosen
+
+
+@dataclass(frozen=True)
+class ScopeData:
+    """What one scope saw: counts per category for each week of the trend, and this week's top posts."""
+
+    weeks: list[Week]
+    counts: dict[str, list[int]]
+    totals: list[int]
+    top: dict[str, list[int]]
+
+    @property
+    def quiet(self) -> bool:
+        return self.totals[-1] == 0
+
+
+@dataclass
+class DigestReport:
+    week: Week
+    recipients: int = 0
+    built: int = 0
+    existing: int = 0
+    quiet_skipped: int = 0
+    planned: list[tuple[str, int, bool]] = field(default_factory=list)  # dry run: (email, total, quiet)
+
+    def __str__(self) -> str:
+        return (
+            f"week {self.week}: {self.built} digests built, {self.existing} already built,"
+            f" {self.quiet_skipped} quiet weeks skipped, of {self.recipients} recipients"
+        )
+
+
+def digest_key(recipient: Recipient, week: Week) -> str:
+    return f"digest:r{recipient.id}:{week}"
+
+
+def build_digests(
+    engine: Engine,
+    config: AlertsConfig,
+    week: Week,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DigestReport:
+    """Build and enqueue the week's digest for every recipient who wants one (or plan it, if dry_run)."""
+    now = now or utcnow()
+    report = DigestReport(week)
+    with transaction(engine) as session:
+        ids = list(
+            session.scalars(select(Recipient.id).where(Recipient.digest.is_(True)).order_by(Recipient.id))
+        )
+    report.recipients = len(ids)
+    cache: dict[tuple[Any, ...], ScopeData] = {}
+    for start in range(0, len(ids), CHUNK):
+        with transaction(engine) as session:
+            _build_chunk(session, config, week, ids[start : start + CHUNK], cache, report, dry_run, now)
+        if progress:
+            progress(len(ids[start : start + CHUNK]))
+    log.info("digests: %s", report)
+    return report
+
+
+def _build_chunk(
+    session: Session,
+    config: AlertsConfig,
+    week: Week,
+    ids: list[int],
+    cache: dict[tuple[Any, ...], ScopeData],
+    report: DigestReport,
+    dry_run: bool,
+    now: datetime,
+) -> None:
+    recipients = session.scalars(
+        select(Recipient)
+        .where(Recipient.id.in_(ids))
+        .order_by(Recipient.id)
+        .options(selectinload(Recipient.practice), selectinload(Recipient.doctor))
+    ).all()
+    done = existing_keys(session, [digest_key(recipient, week) for recipient in recipients])
+    for recipient in recipients:
+        if digest_key(recipient, week) in done:
+            report.existing += 1
+            continue
+        data = scope_data(session, config, recipient, week, cache)
+        if data.quiet and not config.digest.send_quiet_weeks:
+            report.quiet_skipped += 1
+            continue
+        if dry_run:
+            report.planned.append((recipient.email, data.totals[-1], data.quiet))
+            continue
+        email, images = digest_email(session, config, recipient, data)
+        report.built += enqueue(
+            session,
+            config.email,
+            key=digest_key(recipient, week),
+            kind="digest",
+            recipient_email=recipient.email,
+            recipient_name=recipient.name,
+            recipient_id=recipient.id,
+            subject=email.subject,
+            text=email.text,
+            html=email.html,
+            images=images,
+            priority=NORMAL,
+            now=now,
+        )
+
+
+def _scope_key(recipient: Recipient) -> tuple[Any, ...]:
+    return (recipient.scope, recipient.practice_id, recipient.doctor_id)
+
+
+def scope_data(
+    session: Session,
+    config: AlertsConfig,
+    recipient: Recipient,
+    week: Week,
+    cache: dict[tuple[Any, ...], ScopeData] | None = None,
+) -> ScopeData:
+    """The counts and top posts this recipient may see (computed once per scope when cached)."""
+    key = _scope_key(recipient)
+    if cache is not None and key in cache:
+        return cache[key]
+    weeks = [week.shifted(offset) for offset in range(1 - config.digest.trend_weeks, 1)]
+    counts, totals = _weekly_counts(session, config, recipient, weeks)
+    top = {
+        label: _top_posts(session, config, recipient, week, label) for label in LABELS if counts[label][-1]
+    }
+    data = ScopeData(weeks, counts, totals, top)
+    if cache is not None:
+        cache[key] = data
+    return data
+
+
+def _weekly_counts(
+    session: Session, config: AlertsConfig, recipient: Recipient, weeks: list[Week]
+) -> tuple[dict[str, list[int]], list[int]]:
+    """Mentions per category per week, in one query (the week of each is found with a CASE)."""
+    timezone = config.digest.timezone
+    bounds = [w.start(timezone) for w in weeks] + [weeks[-1].end(timezone)]
+    bucket = case(*[(Mention.created_at < bounds[i + 1], i) for i in range(len(weeks))], else_=len(weeks))
+    flags = [getattr(Classification, label) for label in LABELS]
+    neutral = not_(func.coalesce(or_(*flags), False))
+    columns = [func.sum(case((flag.is_(True), 1), else_=0)) for flag in flags]
+    columns.append(func.sum(case((neutral, 1), else_=0)))
+    rows = session.execute(
+        select(bucket.label("week"), func.count(Mention.id), *columns)
+        .select_from(Mention)
+        .outerjoin(Classification, Classification.mention_id == Mention.id)
+        .where(Mention.created_at >= bounds[0], Mention.created_at < bounds[-1], visible_to(recipient))
+        .group_by("week")
+    ).all()
+    counts = {category: [0] * len(weeks) for category in CATEGORIES}
+    totals = [0] * len(weeks)
+    for row in rows:
+        index = int(row[0])
+        totals[index] = int(row[1])
+        for position, category in enumerate(CATEGORIES):
+            counts[category][index] = int(row[2 + position] or 0)
+    return counts, totals
+
+
+def _top_posts(
+    session: Session, config: AlertsConfig, recipient: Recipient, week: Week, label: str
+) -> list[int]:
+    """The week's posts with this label, highest score first (among the most recent few hundred)."""
+    timezone = config.digest.timezone
+    rows = session.execute(
+        select(Mention.id, Classification.scores)
+        .join(Classification, Classification.mention_id == Mention.id)
+        .where(
+            and_(Mention.created_at >= week.start(timezone), Mention.created_at < week.end(timezone)),
+            getattr(Classification, label).is_(True),
+            visible_to(recipient),
+        )
+        .order_by(Mention.created_at.desc(), Mention.id.desc())
+        .limit(_CANDIDATES)
+    ).all()
+    ranked = sorted(rows, key=lambda row: -float((row.scores or {}).get(label) or 0))
+    return [row.id for row in ranked[: config.digest.top_items]]
+
+
+def digest_email(
+    session: Session, config: AlertsConfig, recipient: Recipient, data: ScopeData
+) -> tuple[RenderedEmail, list[InlineImage]]:
+    """Render one recipient's digest, with its trend chart as an inline image."""
+    context = digest_context(session, config, recipient, data)
+    images: list[InlineImage] = []
+    if context["chart"] is not None:
+        chart = context["chart"]
+        images.append(InlineImage(cid=chart["cid"], data=chart["png"], filename="trend.png"))
+    return render_email("digest", context), images
+
+
+def digest_context(
+    session: Session, config: AlertsConfig, recipient: Recipient, data: ScopeData
+) -> dict[str, Any]:
+    wanted = [label for label in LABELS if label in recipient.categories]
+    shown = [*wanted, NEUTRAL]
+    week = data.weeks[-1]
+    rows = [
+        {
+            "category": category,
+            "title": LABEL_TITLES[category],
+            "this_week": data.counts[category][-1],
+            "last_week": data.counts[category][-2],
+            "change": _change(data.counts[category][-1], data.counts[category][-2]),
+        }
+        for category in shown
+    ]
+    sections = [_section(session, config, recipient, data, label) for label in wanted if data.top.get(label)]
+    present = [label for label in wanted if data.counts[label][-1]]
+    return {
+        **base_context(config, recipient_reason(recipient)),
+        "week": str(week),
+        "week_title": week.title(),
+        "scope": scope_description(recipient),
+        "quiet": data.quiet,
+        "total": data.totals[-1],
+        "last_total": data.totals[-2],
+        "attention": sum(data.counts[label][-1] for label in ("threat", "abusive") if label in wanted),
+        "rows": rows,
+        "chart": None if not any(data.totals) else _chart(config, data, shown),
+        "sections": sections,
+        "guidance": guidance_for(config, present),
+    }
+
+
+def _section(
+    session: Session, config: AlertsConfig, recipient: Recipient, data: ScopeData, label: str
+) -> dict[str, Any]:
+    mentions: list[MentionView] = mention_views(session, recipient, data.top[label], config.digest.timezone)
+    return {
+        "label": label,
+        "title": LABEL_TITLES[label],
+        "count": data.counts[label][-1],
+        "mentions": mentions,
+        "more": data.counts[label][-1] - len(mentions),
+        "report": label in ("threat", "abusive"),
+    }
+
+
+def _change(this_week: int, last_week: int) -> str:
+    if this_week == last_week:
+        return "same"
+    return f"{this_week - last_week:+d}".replace("-", "−")
+
+
+def _chart(config: AlertsConfig, data: ScopeData, categories: list[str]) -> dict[str, Any]:
+    from alerts.chart import NAMES, trend_chart  # matplotlib loads in a second: only when charting
+
+    labels = tuple(f"{week.monday.day} {week.monday:%b}" for week in data.weeks)
+    series = tuple((category, tuple(data.counts[category])) for category in categories)
+    first, last = data.weeks[0], data.weeks[-1]
+    totals = ", ".join(str(total) for total in data.totals)
+    alt = (
+        f"Bar chart of mentions per week, by category ({', '.join(NAMES[c] for c in categories)}),"
+        f" for the {len(data.weeks)} weeks from {first.monday.day} {first.monday:%B %Y}"
+        f" to {last.sunday.day} {last.sunday:%B %Y}. Totals: {totals}."
+    )
+    return {"cid": content_id(config.email, "trend"), "png": trend_chart(labels, series), "alt": alt}
+
+
+def preview_html(session: Session, config: AlertsConfig, recipient: Recipient, week: Week) -> str:
+    """A recipient's digest as a standalone HTML page, the chart embedded, for checking by eye."""
+    data = scope_data(session, config, recipient, week)
+    email, images = digest_email(session, config, recipient, data)
+    html = email.html
+    for image in images:
+        encoded = base64.b64encode(image.data).decode("ascii")
+        html = html.replace(f"cid:{image.cid}", f"data:image/{image.subtype};base64,{encoded}")
+    return html

@@ -1,0 +1,77 @@
+"""Entry points for the scheduler and the CLI: thin, safe to run twice at once or on two workers.
+
+* ``send_alerts(runtime)``: route new classified mentions and operator events, then deliver the
+  outbox. Run it every minute or so.
+* ``send_due_digests(runtime)``: build and send last week's digests when they are due (the
+  ``digest.day`` and ``digest.time`` settings), and do nothing otherwise. Run it every few
+  minutes; repeats within the sending window find the digests already built.
+* ``deliver_outbox(runtime)``: only deliver what is already in the outbox.
+
+They are plain module-level functions taking the ``Runtime``, so APScheduler can store them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from alerts.config import AlertsConfig, load_config
+from alerts.digest import DigestReport, build_digests
+from alerts.operator import notify_operator
+from alerts.outbox import DeliveryReport, deliver
+from alerts.routing import BATCH, RoutingReport, enqueue_due_alerts, lock_routing, route_batch
+from alerts.weeks import Week, due_week
+from vigil.db import transaction
+from vigil.models import utcnow
+from vigil.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class AlertsPass:
+    routing: RoutingReport
+    operator_events: int
+    delivery: DeliveryReport
+
+
+def send_alerts(runtime: Runtime, now: datetime | None = None) -> AlertsPass:
+    config = load_config(runtime.settings)
+    now = now or utcnow()
+    routing = route_new_mentions(runtime.engine, config, now)
+    with runtime.transaction() as session:
+        events = notify_operator(session, config, now)
+    return AlertsPass(routing, events, deliver(runtime.engine, config.email, now=now))
+
+
+def route_new_mentions(engine: Engine, config: AlertsConfig, now: datetime) -> RoutingReport:
+    """Route every pending mention, a batch per transaction, enqueueing alerts as they fall due."""
+    total = RoutingReport()
+    while True:
+        with transaction(engine) as session:
+            lock_routing(session)
+            batch = route_batch(session, config, now)
+            batch.emails = enqueue_due_alerts(session, config, now)
+        total.add(batch)
+        if batch.routed < BATCH:
+            return total
+
+
+def send_due_digests(runtime: Runtime, now: datetime | None = None) -> DigestReport | None:
+    config = load_config(runtime.settings)
+    now = now or utcnow()
+    digest = config.digest
+    week = due_week(now, digest.weekday, digest.time, digest.timezone)
+    if week is None:
+        return None
+    report = build_digests(runtime.engine, config, week, now=now)
+    deliver(runtime.engine, config.email, now=now)
+    return report
+
+
+def deliver_outbox(runtime: Runtime, now: datetime | None = None) -> DeliveryReport:
+    return deliver(runtime.engine, load_config(runtime.settings).email, now=now)
+
+
+def last_complete_week(config: AlertsConfig, now: datetime | None = None) -> Week:
+    return Week.containing(now or utcnow(), config.digest.timezone).previous()

@@ -1,0 +1,234 @@
+"""Routing: which classified mentions are emailed at once, to whom, and grouped so a pile-on is one email.
+
+The ``alerts.immediate`` setting names the labels that go out at once and their audiences:
+``entity`` (the recipients of the doctor and of their practice, via ``recipients_for_entity``)
+and ``organisation`` (the defence organisation). Everything else waits for the weekly digest.
+A recipient gets an immediate alert only if they want them and the label is one of their
+categories; a mention gets the most serious label that applies to that recipient.
+
+For grouped labels (``alerts.group_labels``), the first post about an entity is alerted at once
+and opens a window (``alerts.group_window_minutes``); later posts about it in that window join a
+single follow-up alert, sent when the window closes. At most two emails per window, however
+many posts.
+
+A mention joins at most one alert per recipient: ``alert_mentions`` has a unique key on
+(recipient, mention), and routing runs one pass at a time (PostgreSQL advisory lock; SQLite
+write lock), each batch in one transaction with the alerts and their outbox rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, or_, select, text
+from sqlalchemy.orm import Session, contains_eager, selectinload
+
+from alerts.config import AlertsConfig
+from alerts.emails import alert_email
+from alerts.outbox import URGENT, enqueue
+from vigil.labels import LABELS
+from vigil.models import (
+    Alert,
+    AlertMention,
+    Classification,
+    Mention,
+    MentionEntity,
+    Recipient,
+    RoutedMention,
+    Scope,
+)
+from vigil.scope import recipients_for_entity
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+_ROUTING_LOCK = 0x5619_A1E7  # PostgreSQL advisory lock key: one routing pass at a time
+
+
+@dataclass
+class RoutingReport:
+    routed: int = 0
+    alerted: int = 0
+    emails: int = 0
+
+    def add(self, other: RoutingReport) -> None:
+        self.routed += other.routed
+        self.alerted += other.alerted
+        self.emails += other.emails
+
+
+def lock_routing(session: Session) -> None:
+    """Serialise routing passes for this transaction (SQLite's BEGIN IMMEDIATE already does)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ROUTING_LOCK})
+
+
+def route_batch(session: Session, config: AlertsConfig, now: datetime) -> RoutingReport:
+    """Route up to BATCH classified mentions that are new or relabelled; the caller commits."""
+    report = RoutingReport()
+    rows = session.execute(
+        select(Mention, RoutedMention)
+        .join(Mention.classification)
+        .outerjoin(RoutedMention, RoutedMention.mention_id == Mention.id)
+        .where(
+            or_(
+                RoutedMention.mention_id.is_(None), RoutedMention.classified_at < Classification.classified_at
+            )
+        )
+        .order_by(Classification.classified_at, Mention.id)
+        .limit(BATCH)
+        .options(contains_eager(Mention.classification), selectinload(Mention.entities))
+    ).all()
+    for mention, routed in rows:
+        classification = mention.classification
+        assert classification is not None
+        if routed is None:
+            session.add(
+                RoutedMention(
+                    mention_id=mention.id, classified_at=classification.classified_at, routed_at=now
+                )
+            )
+        else:
+            routed.classified_at, routed.routed_at = classification.classified_at, now
+        report.alerted += _route_mention(session, config, mention, classification.labels, now)
+        report.routed += 1
+    return report
+
+
+def _route_mention(
+    session: Session, config: AlertsConfig, mention: Mention, labels: list[str], now: datetime
+) -> int:
+    urgent = [label for label in LABELS if label in labels and label in config.immediate]
+    if not urgent:
+        return 0
+    if now - mention.created_at > config.max_age:
+        log.info("mention %d is too old for an immediate alert; it goes in the digest", mention.id)
+        return 0
+    already = set(
+        session.scalars(select(AlertMention.recipient_id).where(AlertMention.mention_id == mention.id))
+    )
+    count = 0
+    for entity in mention.entities:
+        for recipient, label in _audience(session, config, entity, urgent):
+            if recipient.id in already:
+                continue
+            already.add(recipient.id)
+            alert = _alert_for(session, config, recipient, entity, label, now)
+            alert.items.append(AlertMention(mention_id=mention.id, recipient_id=recipient.id))
+            count += 1
+    return count
+
+
+def _audience(
+    session: Session, config: AlertsConfig, entity: MentionEntity, labels: list[str]
+) -> list[tuple[Recipient, str]]:
+    """Who hears about this entity at once, each with the most serious label routed to them."""
+    chosen: dict[int, tuple[Recipient, str]] = {}
+    for label in labels:
+        audiences = config.immediate[label]
+        recipients = recipients_for_entity(
+            session,
+            doctor_id=entity.doctor_id,
+            practice_id=entity.practice_id,
+            include_org="organisation" in audiences,
+        )
+        for recipient in recipients:
+            if recipient.scope is not Scope.ORG and "entity" not in audiences:
+                continue
+            if recipient.immediate_alerts and label in recipient.categories:
+                chosen.setdefault(recipient.id, (recipient, label))
+    return list(chosen.values())
+
+
+def _same_entity(entity: MentionEntity) -> ColumnElement[bool]:
+    if entity.doctor_id is not None:
+        return Alert.doctor_id == entity.doctor_id
+    return Alert.practice_id == entity.practice_id
+
+
+def _alert_for(
+    session: Session,
+    config: AlertsConfig,
+    recipient: Recipient,
+    entity: MentionEntity,
+    label: str,
+    now: datetime,
+) -> Alert:
+    """The alert this mention joins: an open one for the same entity, a follow-up, or a new one."""
+    grouped = label in config.group_labels
+    if grouped:
+        latest = session.scalars(
+            select(Alert)
+            .where(
+                Alert.recipient_id == recipient.id,
+                Alert.label == label,
+                _same_entity(entity),
+                Alert.window_ends_at > now,
+            )
+            .order_by(Alert.id.desc())
+            .limit(1)
+        ).first()
+        if latest is not None and latest.enqueued_at is None:
+            return latest
+        if latest is not None:
+            return _new_alert(session, recipient, entity, label, now, latest.window_ends_at, follow_up=True)
+    ends = now + config.group_window if grouped else now
+    return _new_alert(session, recipient, entity, label, now, ends, follow_up=False)
+
+
+def _new_alert(
+    session: Session,
+    recipient: Recipient,
+    entity: MentionEntity,
+    label: str,
+    now: datetime,
+    window_ends_at: datetime,
+    follow_up: bool,
+) -> Alert:
+    alert = Alert(
+        recipient_id=recipient.id,
+        label=label,
+        doctor_id=entity.doctor_id,
+        practice_id=entity.practice_id,
+        follow_up=follow_up,
+        opened_at=now,
+        window_ends_at=window_ends_at,
+        due_at=window_ends_at if follow_up else now,
+    )
+    session.add(alert)
+    return alert
+
+
+def enqueue_due_alerts(session: Session, config: AlertsConfig, now: datetime) -> int:
+    """Render and enqueue every alert that is due (new ones at once, follow-ups when their window closes)."""
+    alerts = session.scalars(
+        select(Alert)
+        .where(Alert.enqueued_at.is_(None), Alert.due_at <= now)
+        .order_by(Alert.id)
+        .options(selectinload(Alert.items), selectinload(Alert.recipient))
+    ).all()
+    count = 0
+    for alert in alerts:
+        alert.enqueued_at = now
+        email = alert_email(session, config, alert)
+        if email is None:
+            log.error("alert %d has no post its recipient may see; nothing sent", alert.id)
+            continue
+        recipient = alert.recipient
+        count += enqueue(
+            session,
+            config.email,
+            key=f"alert:r{recipient.id}:m{alert.items[0].mention_id}",
+            kind="alert",
+            recipient_email=recipient.email,
+            recipient_name=recipient.name,
+            recipient_id=recipient.id,
+            subject=email.subject,
+            text=email.text,
+            html=email.html,
+            priority=URGENT,
+            now=now,
+        )
+    return count

@@ -1,0 +1,250 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from email import message_from_bytes, policy
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from alerts.config import AlertsConfig, load_config
+from alerts.jobs import route_new_mentions
+from alerts.routing import RoutingReport
+from tests.alerts.conftest import NOW, Factory
+from tests.conftest import Tenancy
+from vigil.models import Alert, AlertMention, OutboxMessage, Recipient, Scope
+from vigil.settings import Settings
+
+
+def route(engine: Engine, config: AlertsConfig, now: datetime = NOW) -> RoutingReport:
+    return route_new_mentions(engine, config, now)
+
+
+def alerts_sent(session: Session) -> list[OutboxMessage]:
+    session.expire_all()
+    messages = list(
+        session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "alert").order_by(OutboxMessage.id))
+    )
+    session.commit()  # end the read: on SQLite every transaction holds the write lock
+    return messages
+
+
+def alert_recipients(session: Session) -> list[str]:
+    return sorted(message.recipient_email for message in alerts_sent(session))
+
+
+def html_of(message: OutboxMessage) -> str:
+    parsed = message_from_bytes(message.raw, policy=policy.default)
+    return parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
+def test_a_threat_alerts_the_practice_and_the_defence_organisation_at_once(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy, bob: Tenancy, org: Tenancy
+) -> None:
+    make.mention(alice, labels=["threat"])
+    report = route(engine, config)
+    assert report.routed == 1 and report.emails == 2
+    assert alert_recipients(session) == sorted([alice.recipient.email, org.recipient.email])  # type: ignore[union-attr]
+
+
+def test_abuse_alerts_only_the_entitys_own_recipients(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy, org: Tenancy
+) -> None:
+    make.mention(alice, labels=["abusive"])
+    route(engine, config)
+    assert alert_recipients(session) == [alice.recipient.email]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("labels", [("critical",), ("praise",), ()])
+def test_criticism_praise_and_the_rest_wait_for_the_digest(
+    session: Session,
+    engine: Engine,
+    config: AlertsConfig,
+    make: Factory,
+    alice: Tenancy,
+    org: Tenancy,
+    labels: tuple[str, ...],
+) -> None:
+    make.mention(alice, labels=labels)
+    assert route(engine, config).routed == 1
+    assert alerts_sent(session) == []
+
+
+def test_a_recipient_of_bob_never_hears_about_alice_or_charlie(
+    session: Session,
+    engine: Engine,
+    config: AlertsConfig,
+    make: Factory,
+    alice: Tenancy,
+    bob: Tenancy,
+    charlie: Tenancy,
+    org: Tenancy,
+) -> None:
+    assert alice.practice and bob.recipient and charlie.recipient
+    make.mention(alice, labels=["threat", "abusive"])
+    make.mention(alice.practice, labels=["abusive"])
+    make.mention(charlie, labels=["threat"])
+    route(engine, config)
+    recipients = alert_recipients(session)
+    assert bob.recipient.email not in recipients
+    assert recipients.count(charlie.recipient.email) == 1
+    for message in alerts_sent(session):
+        if message.recipient_email == charlie.recipient.email:
+            assert "Alice" not in html_of(message) and "Amira" not in html_of(message)
+
+
+def test_a_post_naming_two_practices_tells_each_only_about_its_own(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy, bob: Tenancy
+) -> None:
+    make.mention(alice, bob, labels=["abusive"], text="Both of these GPs are a disgrace")
+    route(engine, config)
+    by_recipient = {message.recipient_email: html_of(message) for message in alerts_sent(session)}
+    assert alice.recipient and bob.recipient
+    assert set(by_recipient) == {alice.recipient.email, bob.recipient.email}
+    assert "Dr Amira Hassan" in by_recipient[alice.recipient.email]
+    assert "Benedict Osei" not in by_recipient[alice.recipient.email]
+    assert "Dr Benedict Osei" in by_recipient[bob.recipient.email]
+    assert "Amira Hassan" not in by_recipient[bob.recipient.email]
+
+
+def test_a_doctor_scoped_recipient_hears_about_that_doctor_only(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    assert alice.practice
+    colleague = alice.doctors[0].__class__(
+        gmc_number="1000002", full_name="Ada Lovelace", practice=alice.practice, aliases=[], handles=[]
+    )
+    doctor = Recipient(
+        email="amira@alice.example", scope=Scope.DOCTOR, tenant=alice.tenant, doctor=alice.doctors[0]
+    )
+    session.add_all([colleague, doctor])
+    session.commit()
+    make.mention(colleague, labels=["abusive"])
+    make.mention(alice, labels=["abusive"])
+    route(engine, config)
+    assert alert_recipients(session).count("amira@alice.example") == 1
+    assert alert_recipients(session).count(alice.recipient.email) == 2  # type: ignore[union-attr]
+
+
+def test_recipients_choose_immediate_alerts_and_categories(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy, org: Tenancy
+) -> None:
+    assert alice.recipient and org.recipient
+    alice.recipient.categories = ["threat"]
+    org.recipient.immediate_alerts = False
+    session.commit()
+    make.mention(alice, labels=["abusive"])
+    make.mention(alice, labels=["threat"])
+    route(engine, config)
+    assert alert_recipients(session) == [alice.recipient.email]
+    assert "Possible threat" in alerts_sent(session)[0].subject
+
+
+def test_several_abusive_posts_found_together_are_one_alert(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    for _ in range(4):
+        make.mention(alice, labels=["abusive"])
+    route(engine, config)
+    [message] = alerts_sent(session)
+    assert message.subject == "[Vigil] Abuse: 4 posts naming Dr Amira Hassan (Alice Road Surgery)"
+
+
+def test_abuse_within_the_window_is_one_follow_up_sent_when_the_window_closes(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, labels=["abusive"], created_at=NOW - timedelta(minutes=1))
+    route(engine, config, NOW)
+    for minute in (2, 5, 9):
+        make.mention(alice, labels=["abusive"], created_at=NOW + timedelta(minutes=minute - 1))
+        route(engine, config, NOW + timedelta(minutes=minute))
+    assert len(alerts_sent(session)) == 1  # the storm is held back
+    route(engine, config, NOW + timedelta(minutes=15))
+    first, follow_up = alerts_sent(session)
+    assert follow_up.subject == "[Vigil] Abuse: 3 more posts naming Dr Amira Hassan (Alice Road Surgery)"
+    make.mention(alice, labels=["abusive"], created_at=NOW + timedelta(minutes=20))
+    route(engine, config, NOW + timedelta(minutes=21))
+    assert len(alerts_sent(session)) == 3  # a new window opens with an immediate alert
+    assert "a post naming" in alerts_sent(session)[-1].subject
+
+
+def test_each_threat_is_alerted_on_its_own(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, labels=["threat"])
+    make.mention(alice, labels=["threat"])
+    route(engine, config)
+    assert len(alerts_sent(session)) == 2
+
+
+def test_a_mention_never_triggers_two_alerts_however_often_routing_runs(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy, org: Tenancy
+) -> None:
+    make.mention(alice, labels=["threat"])
+    for minutes in range(0, 60, 7):
+        route(engine, config, NOW + timedelta(minutes=minutes))
+    assert len(alerts_sent(session)) == 2
+    assert session.scalar(select(func.count()).select_from(AlertMention)) == 2
+
+
+def test_a_relabelled_mention_reaches_new_audiences_but_never_a_recipient_twice(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy, org: Tenancy
+) -> None:
+    mention = make.mention(alice, labels=["abusive"])
+    route(engine, config)
+    make.relabel(mention, ("threat",), classified_at=NOW + timedelta(minutes=2))
+    route(engine, config, NOW + timedelta(minutes=3))
+    assert alert_recipients(session) == sorted([alice.recipient.email, org.recipient.email])  # type: ignore[union-attr]
+
+
+def test_the_database_refuses_a_second_alert_for_the_same_mention_and_recipient(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    mention = make.mention(alice, labels=["threat"])
+    route(engine, config)
+    assert alice.recipient
+    duplicate = Alert(
+        recipient_id=alice.recipient.id,
+        label="threat",
+        doctor_id=alice.doctors[0].id,
+        window_ends_at=NOW,
+        due_at=NOW,
+        enqueued_at=NOW,
+    )
+    duplicate.items.append(AlertMention(mention_id=mention.id, recipient_id=alice.recipient.id))
+    session.add(duplicate)
+    with pytest.raises(IntegrityError):
+        session.commit()
+    session.rollback()
+
+
+def test_old_posts_go_to_the_digest_only(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, labels=["threat"], created_at=NOW - timedelta(days=4))
+    assert route(engine, config).routed == 1
+    assert alerts_sent(session) == []
+
+
+def test_mentions_wait_for_their_classification(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, classify=False)
+    assert route(engine, config).routed == 0
+
+
+def test_the_settings_decide_which_labels_go_out_at_once_and_to_whom(
+    session: Session,
+    engine: Engine,
+    alert_settings: Settings,
+    make: Factory,
+    alice: Tenancy,
+    org: Tenancy,
+) -> None:
+    config = load_config(alert_settings.with_overrides(alerts__immediate='{"critical": ["organisation"]}'))
+    make.mention(alice, labels=["critical"])
+    make.mention(alice, labels=["threat"])
+    route(engine, config)
+    assert alert_recipients(session) == [org.recipient.email]  # type: ignore[union-attr]
+    assert alerts_sent(session)[0].subject.startswith("[Vigil] Criticism:")
