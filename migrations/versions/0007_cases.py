@@ -1,7 +1,7 @@
 """Cases: emerging cases with their entities, evidence and history; mentions get a detection claim.
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-11-24 08:01:51.280294
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import vigil.models.base
 
 revision = "0007"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
