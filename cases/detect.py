@@ -151,12 +151,18 @@ class PassReport:
 
 
 def detect(
-    engine: Engine, config: DetectionSettings, now: datetime | None = None, notify: Notify | None = None
+    engine: Engine,
+    config: DetectionSettings,
+    now: datetime | None = None,
+    notify: Notify | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> PassReport:
     """Scan everything classified and not yet scanned, batch by batch; one report for all."""
     total = PassReport()
     while (report := detect_pass(engine, config, now, notify)).scanned:
         total.add(report)
+        if progress is not None:
+            progress(report.scanned)
     return total
 
 
@@ -189,6 +195,12 @@ def detect_pass(
             _release(engine, ids)
             raise
     raise AssertionError("unreachable")
+
+
+def pending_count(session: Session) -> int:
+    """Classified mentions no pass has scanned yet."""
+    waiting = Mention.detected_at.is_(None) & Mention.classification.has()
+    return session.scalar(select(func.count()).select_from(Mention).where(waiting)) or 0
 
 
 def claim_batch(session: Session, config: DetectionSettings) -> tuple[str, list[int]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -270,12 +270,3 @@ def author_key(mention_id: int, source: str, author: str, author_id: str | None)
     """Who posted, as one key per account; a post with no author is its own author."""
     who = (author_id or author or "").strip().lower()
     return f"{source}:{who}" if who else f"mention:{mention_id}"
-
-
-def count_open(session: Session) -> dict[tuple[str, str], int]:
-    rows = session.execute(
-        select(Case.status, Case.reason, func.count())
-        .where(Case.status != CaseStatus.CLOSED)
-        .group_by(Case.status, Case.reason)
-    ).all()
-    return {(str(status), str(reason)): count for status, reason, count in rows}
