@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from cases.counts import surprise
 from cases.fingerprint import NearDuplicates, normalise
 from cases.workflow import (
+    SYSTEM_ACTOR,
     EntityRef,
     Finding,
     author_key,
@@ -47,6 +48,7 @@ from cases.workflow import (
     open_cases_for,
     open_or_feed,
     raise_severity,
+    record,
 )
 from vigil.claims import claim, release
 from vigil.db import transaction
@@ -54,6 +56,7 @@ from vigil.labels import FLAGGED
 from vigil.models import (
     Case,
     CaseEntity,
+    CaseEvent,
     CaseMention,
     CaseReason,
     CaseStatus,
@@ -68,6 +71,13 @@ from vigil.settings import Settings
 log = logging.getLogger(__name__)
 SCAN_ATTEMPTS = 3
 ENTITY_REASONS = (CaseReason.THREAT, CaseReason.PILE_ON, CaseReason.SPIKE)
+# Reasons that describe the same situation when they share evidence: one case, not two.
+KINDRED: dict[CaseReason, tuple[CaseReason, ...]] = {
+    CaseReason.THREAT: (CaseReason.THREAT,),
+    CaseReason.PILE_ON: (CaseReason.PILE_ON, CaseReason.SPIKE),
+    CaseReason.SPIKE: (CaseReason.SPIKE, CaseReason.PILE_ON),
+    CaseReason.CAMPAIGN: (CaseReason.CAMPAIGN,),
+}
 Notify = Callable[[Session, Case, str], None]
 """Called in the pass's transaction with a case and ``"opened"`` or ``"severity"``."""
 
@@ -367,7 +377,7 @@ class _Pass:
     def consumed(
         self, entities: Iterable[EntityRef], since: datetime
     ) -> dict[tuple[CaseReason, EntityRef], set[int]]:
-        """Evidence of closed cases, per reason and entity: it does not count towards a new case."""
+        """Evidence of closed cases, per reason (and its kin) and entity: it opens no new case."""
         rows = self.session.execute(
             select(Case.reason, CaseEntity.doctor_id, CaseEntity.practice_id, CaseMention.mention_id)
             .join(CaseEntity, CaseEntity.case_id == Case.id)
@@ -381,7 +391,8 @@ class _Pass:
         ).all()
         consumed: dict[tuple[CaseReason, EntityRef], set[int]] = defaultdict(set)
         for reason, doctor_id, practice_id, mention_id in rows:
-            consumed[reason, entity_ref(doctor_id, practice_id)].add(mention_id)
+            for kin in KINDRED[reason]:
+                consumed[kin, entity_ref(doctor_id, practice_id)].add(mention_id)
         return consumed
 
     # -- campaigns ---------------------------------------------------------------------------
@@ -406,13 +417,14 @@ class _Pass:
                 self.give(case, finding)
 
     def case_sharing_evidence(self, finding: Finding) -> Case | None:
-        """The open case of the same reason that already holds this evidence (most of it, or for a
-        campaign any of it): a doctor and their practice named in the same posts make one case."""
+        """The open case of a kindred reason that already holds this evidence (most of it, or for a
+        campaign any of it): a doctor and their practice named in the same posts make one case, and
+        so does a pile-on that is also a spike."""
         shared = func.count().label("shared")
         row = self.session.execute(
             select(CaseMention.case_id, shared)
             .join(Case)
-            .where(Case.reason == finding.reason, Case.status != CaseStatus.CLOSED)
+            .where(Case.reason.in_(KINDRED[finding.reason]), Case.status != CaseStatus.CLOSED)
             .where(CaseMention.mention_id.in_(finding.evidence))
             .group_by(CaseMention.case_id)
             .order_by(shared.desc(), CaseMention.case_id)
@@ -442,6 +454,16 @@ class _Pass:
             self.reassess(case)
 
     def give(self, case: Case, finding: Finding) -> None:
+        if finding.reason != case.reason and not has_finding(self.session, case, finding.reason):
+            record(
+                self.session,
+                case,
+                "finding",
+                SYSTEM_ACTOR,
+                self.now,
+                new_value=finding.reason,
+                note=finding.title,
+            )
         if feed(self.session, case, finding, self.now):
             self.report.fed.add(case.id)
             self.reassess(case)
@@ -453,6 +475,13 @@ class _Pass:
         )
         if raise_severity(self.session, case, severity, self.now):
             self.notify(self.session, case, "severity")
+
+
+def has_finding(session: Session, case: Case, reason: CaseReason) -> bool:
+    query = select(CaseEvent.id).where(
+        CaseEvent.case_id == case.id, CaseEvent.action == "finding", CaseEvent.new_value == reason
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def open_cases_for_entity(session: Session, entity: EntityRef) -> list[Case]:

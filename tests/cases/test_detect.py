@@ -78,13 +78,13 @@ def test_a_busy_practice_needs_far_more_than_its_usual_rate(
     practice = alice.practice
     assert practice is not None
     busy_history(post, practice, per_day=2)
-    for i in range(4):
-        post(practice, at=T0 + hours(i), author=f"today{i}")
-    run_detection(session, config, now=T0 + hours(5))
-    assert cases_of(session, "spike") == []  # four in a day is ordinary for this practice
-    for i in range(4, 12):
-        post(practice, at=T0 + hours(5 + i / 10), author=f"today{i}")
+    for i in range(4):  # two hours apart, so that no six hours hold a pile-on
+        post(practice, at=T0 + hours(2 * i), author=f"today{i}")
     run_detection(session, config, now=T0 + hours(7))
+    assert cases_of(session) == []  # four in a day is ordinary for this practice
+    for i in range(4, 12):
+        post(practice, at=T0 + hours(2 * i), author=f"today{i}")
+    run_detection(session, config, now=T0 + hours(23))
     [case] = cases_of(session, "spike")
     assert 8 <= case.details["authors"] < 12  # opened at the first post that made it surprising
     assert 1.5 < case.details["expected"] < 2.5
@@ -246,3 +246,18 @@ def test_a_closed_case_does_not_reopen_on_its_own_evidence(
     first, second = cases_of(session, "pile_on")
     assert first.status is CaseStatus.CLOSED and second.status is CaseStatus.NEW
     assert len(second.mentions) == 5
+
+
+def test_a_pile_on_that_is_also_a_spike_is_one_case(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy
+) -> None:
+    for i in range(3):
+        post(alice.doctors[0], at=T0 + hours(i / 3), author=f"a{i}")
+    run_detection(session, config, now=T0 + hours(1))
+    for i in range(3, 6):
+        post(alice.doctors[0], at=T0 + hours(1 + i / 10), author=f"a{i}")
+    report = run_detection(session, config, now=T0 + hours(2))
+    [case] = cases_of(session)
+    assert case.reason == "spike" and report.opened == [] and len(case.mentions) == 6
+    finding = session.scalars(select(CaseEvent).where(CaseEvent.action == "finding")).one()
+    assert finding.new_value == "pile_on" and finding.note.startswith("Pile-on: 5 accounts within 6 h")

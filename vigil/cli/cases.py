@@ -68,17 +68,15 @@ def list_(
     if as_json:
         print_json(rows)
         return
-    table = Table("#", "Opened", "Reason", "Severity", "Status", "Assignee", "Posts", "Case", title="Cases")
+    table = Table("#", "Opened", "Case", title="Cases")
     for row in rows:
+        facts = [row["reason"], row["severity"], row["status"], f"{row['mentions']} posts"]
+        if row["assignee"]:
+            facts.insert(3, row["assignee"])
         table.add_row(
             str(row["id"]),
             row["opened_at"][:16].replace("T", " "),
-            row["reason"],
-            row["severity"],
-            row["status"],
-            safe(row["assignee"]),
-            str(row["mentions"]),
-            safe(row["title"]),
+            safe(row["title"] + "\n" + " · ".join(facts)),
         )
     console.print(table)
     if not rows:
