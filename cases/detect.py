@@ -13,8 +13,8 @@ new flagged mention (threat, abusive or critical) it then:
   less often than ``spike_max_p`` under the entity's own history (see ``cases.counts``).
 
 Across all entities, a **campaign** is near-identical wording (``cases.fingerprint``), or one
-author, posting flagged mentions about at least ``campaign_min_entities`` doctors or practices in
-``campaign_days``.
+author, posting flagged mentions about at least ``campaign_min_entities`` doctors or practices of
+at least ``campaign_min_practices`` practices in ``campaign_days``.
 
 Rules are evaluated at the posting times of the new mentions (not only at "now"), so a mention
 collected late still completes the window it belongs to. Mentions that are evidence of a closed
@@ -61,6 +61,7 @@ from vigil.models import (
     CaseReason,
     CaseStatus,
     Classification,
+    Doctor,
     Mention,
     MentionEntity,
     Severity,
@@ -98,6 +99,7 @@ class DetectionSettings:
     pile_on_span: timedelta
     campaign_window: timedelta
     campaign_min_entities: int
+    campaign_min_practices: int
     campaign_similarity: float
     campaign_min_words: int
 
@@ -117,6 +119,7 @@ class DetectionSettings:
             pile_on_span=timedelta(hours=s.pile_on_hours),
             campaign_window=timedelta(days=s.campaign_days),
             campaign_min_entities=s.campaign_min_entities,
+            campaign_min_practices=s.campaign_min_practices,
             campaign_similarity=s.campaign_similarity,
             campaign_min_words=s.campaign_min_words,
         )
@@ -408,7 +411,8 @@ class _Pass:
             .where(Case.reason == CaseReason.CAMPAIGN, Case.status == CaseStatus.CLOSED)
         )
         pool = load_flagged(self.session, Mention.created_at > since, Mention.id.not_in(closed))
-        for finding in campaign_findings(pool, fresh, self.config):
+        practices = practice_of(self.session, {e for m in pool.values() for e in m.entities})
+        for finding in campaign_findings(pool, fresh, practices, self.config):
             if qualifies(finding, self.config):
                 names = entity_names(self.session, finding.entities)
                 finding.title = campaign_title(finding, [names.get(e, str(e)) for e in finding.entities])
@@ -634,8 +638,22 @@ RULES: dict[CaseReason, Rule] = {
 }
 
 
+def practice_of(session: Session, entities: Iterable[EntityRef]) -> dict[EntityRef, EntityRef]:
+    """The practice each entity belongs to: a practice is its own, a doctor without one is alone."""
+    doctors = [key for kind, key in entities if kind == "doctor"]
+    found: dict[EntityRef, EntityRef] = {e: e for e in entities}
+    rows = session.execute(select(Doctor.id, Doctor.practice_id).where(Doctor.id.in_(doctors))).all()
+    for doctor_id, practice_id in rows:
+        if practice_id is not None:
+            found["doctor", doctor_id] = ("practice", practice_id)
+    return found
+
+
 def campaign_findings(
-    pool: dict[int, Flagged], fresh: list[Flagged], config: DetectionSettings
+    pool: dict[int, Flagged],
+    fresh: list[Flagged],
+    practices: dict[EntityRef, EntityRef],
+    config: DetectionSettings,
 ) -> Iterator[Finding]:
     """Groups of flagged posts around each new one: its near-identical copies, and its author's posts.
 
@@ -672,6 +690,7 @@ def campaign_findings(
                     "kind": kind,
                     "posts": len(members),
                     "entities": len(entities),
+                    "practices": len({practices.get(e, e) for e in entities}),
                     "authors": len({m.author for m in members}),
                     "first_at": members[0].created_at.isoformat(),
                 },
@@ -679,7 +698,10 @@ def campaign_findings(
 
 
 def qualifies(finding: Finding, config: DetectionSettings) -> bool:
-    return min(len(finding.evidence), len(finding.entities)) >= config.campaign_min_entities
+    """Enough posts about enough members, across enough practices, to be more than one practice's
+    matter (which its own spike and pile-on rules see)."""
+    enough = min(len(finding.evidence), len(finding.entities)) >= config.campaign_min_entities
+    return enough and finding.details["practices"] >= config.campaign_min_practices
 
 
 def campaign_title(finding: Finding, names: list[str]) -> str:

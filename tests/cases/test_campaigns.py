@@ -137,3 +137,24 @@ def test_a_further_copy_about_a_new_member_joins_the_open_campaign(
     assert report.opened == [] and report.fed == {case.id}
     assert len(case.entities) == 4 and len(case.mentions) == 4
     assert [e.action for e in case.events] == ["opened", "entity", "evidence"]
+
+
+def test_one_author_about_three_doctors_of_one_practice_is_that_practices_matter(
+    session: Session, post: Post, config: DetectionSettings
+) -> None:
+    surgery = make_practice_tenant(
+        session,
+        "E50005",
+        "Elm Surgery",
+        "Ely",
+        [("5000001", "Ed One"), ("5000002", "Em Two"), ("5000003", "Eli Three")],
+    )
+    for i, doctor in enumerate(surgery.doctors):
+        post(
+            doctor,
+            at=T0 + hours(i * 24),
+            author="regular",
+            text=f"Dr {doctor.full_name} {SIMILAR_COMPLAINTS[i]}",
+        )
+    run_detection(session, config, now=T0 + hours(50))
+    assert cases_of(session, "campaign") == []
