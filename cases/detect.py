@@ -34,7 +34,7 @@ from sqlalchemy import ColumnElement, Engine, false, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from cases.counts import surprise
+from cases.counts import Surprise, surprise
 from cases.fingerprint import NearDuplicates, normalise
 from cases.workflow import (
     SYSTEM_ACTOR,
@@ -67,7 +67,7 @@ from vigil.models import (
     Severity,
     utcnow,
 )
-from vigil.settings import Settings
+from vigil.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 SCAN_ATTEMPTS = 3
@@ -97,9 +97,11 @@ class DetectionSettings:
     spike_prior_days: float
     pile_on_authors: int
     pile_on_span: timedelta
+    pile_on_max_p: float
     campaign_window: timedelta
     campaign_min_entities: int
     campaign_min_practices: int
+    campaign_author_labels: frozenset[str]
     campaign_similarity: float
     campaign_min_words: int
 
@@ -117,9 +119,11 @@ class DetectionSettings:
             spike_prior_days=s.spike_prior_days,
             pile_on_authors=s.pile_on_authors,
             pile_on_span=timedelta(hours=s.pile_on_hours),
+            pile_on_max_p=s.pile_on_max_p,
             campaign_window=timedelta(days=s.campaign_days),
             campaign_min_entities=s.campaign_min_entities,
             campaign_min_practices=s.campaign_min_practices,
+            campaign_author_labels=flagged_labels("cases.campaign_author_labels", s.campaign_author_labels),
             campaign_similarity=s.campaign_similarity,
             campaign_min_words=s.campaign_min_words,
         )
@@ -127,17 +131,29 @@ class DetectionSettings:
     @property
     def entity_lookback(self) -> timedelta:
         """How far before a new mention the per-entity rules look (window plus history)."""
-        return max(self.spike_window + self.spike_history, self.pile_on_span)
+        return max(self.spike_window, self.pile_on_span) + self.spike_history
+
+
+def flagged_labels(path: str, labels: Iterable[str]) -> frozenset[str]:
+    unknown = sorted(set(labels) - set(FLAGGED))
+    if unknown or not labels:
+        got = ", ".join(unknown) or "none"
+        raise SettingsError(f"setting {path}: expected some of {', '.join(FLAGGED)}, got {got}")
+    return frozenset(labels)
 
 
 @dataclass(frozen=True)
 class Flagged:
     """A flagged mention as the rules see it."""
 
+    @property
+    def threat(self) -> bool:
+        return "threat" in self.labels
+
     id: int
     created_at: datetime
     author: str
-    threat: bool
+    labels: frozenset[str]
     text: str
     entities: frozenset[EntityRef]
     names: tuple[str, ...]
@@ -276,7 +292,7 @@ def load_flagged(session: Session, *conditions: ColumnElement[bool]) -> dict[int
             Mention.author,
             Mention.author_id,
             Mention.text,
-            Classification.threat,
+            *(getattr(Classification, label) for label in FLAGGED),
             MentionEntity.doctor_id,
             MentionEntity.practice_id,
             MentionEntity.matched_text,
@@ -296,7 +312,7 @@ def load_flagged(session: Session, *conditions: ColumnElement[bool]) -> dict[int
             id=row.id,
             created_at=row.created_at,
             author=author_key(row.id, row.source, row.author, row.author_id),
-            threat=bool(row.threat),
+            labels=frozenset(label for label in FLAGGED if getattr(row, label)),
             text=row.text,
             entities=frozenset(entity for entity, _ in named_by[key]),
             names=tuple(name for _, name in named_by[key]),
@@ -556,26 +572,25 @@ def pile_on_rule(
     pool: list[Flagged],
     history: list[Flagged],
 ) -> Finding | None:
-    """At least ``pile_on_authors`` distinct authors of flagged mentions within ``pile_on_hours``."""
+    """At least ``pile_on_authors`` distinct authors of flagged mentions within ``pile_on_hours``,
+    and more than the entity's own history makes plausible for so short a span (at a busy practice
+    five critics in six hours can be an ordinary Monday)."""
     span = config.pile_on_span
+    hours = span.total_seconds() / 3600
     for end in evaluation_ends(fresh, pool):
         authors = authors_between(pool, end - span, end)
-        if len(authors) >= config.pile_on_authors:
-            hours = config.pile_on_span.total_seconds() / 3600
-            evidence = [m.id for m in pool if m.created_at >= end - span]
+        if len(authors) < config.pile_on_authors:
+            continue
+        chance = chance_of(config, len(authors), history, end, span)
+        if chance.tail <= config.pile_on_max_p:
+            evidence = [m for m in pool if m.created_at >= end - span]
             return Finding(
                 CaseReason.PILE_ON,
                 [entity],
-                evidence,
-                assess(
-                    CaseReason.PILE_ON,
-                    len(authors),
-                    1,
-                    sum(m.threat for m in pool if m.id in evidence),
-                    config,
-                ),
+                [m.id for m in evidence],
+                assess(CaseReason.PILE_ON, len(authors), 1, sum(m.threat for m in evidence), config),
                 f"Pile-on: {len(authors)} accounts within {hours:g} h about {name}",
-                {"authors": len(authors), "hours": hours, "span_end": end.isoformat()},
+                {"authors": len(authors), "hours": hours, "span_end": end.isoformat(), **figures(chance)},
             )
     return None
 
@@ -589,41 +604,43 @@ def spike_rule(
     history: list[Flagged],
 ) -> Finding | None:
     """More authors of flagged mentions in one window than the entity's history makes plausible."""
-    window, before = config.spike_window, config.spike_history
-    windows_per_day = timedelta(days=1) / window
+    window = config.spike_window
+    hours = window.total_seconds() / 3600
     for end in evaluation_ends(fresh, pool):
         authors = authors_between(pool, end - window, end)
         if len(authors) < config.spike_min_authors:
             continue
-        usual = usual_authors(history, end - window - before, end - window, window)
-        chance = surprise(
-            len(authors),
-            usual,
-            history_windows=before / window,
-            prior_per_window=config.spike_prior_per_day / windows_per_day,
-            prior_windows=config.spike_prior_days * windows_per_day,
-        )
+        chance = chance_of(config, len(authors), history, end, window)
         if chance.tail <= config.spike_max_p:
-            hours = window.total_seconds() / 3600
-            evidence = [m.id for m in pool if m.created_at >= end - window]
+            evidence = [m for m in pool if m.created_at >= end - window]
             return Finding(
                 CaseReason.SPIKE,
                 [entity],
-                evidence,
-                assess(
-                    CaseReason.SPIKE, len(authors), 1, sum(m.threat for m in pool if m.id in evidence), config
-                ),
+                [m.id for m in evidence],
+                assess(CaseReason.SPIKE, len(authors), 1, sum(m.threat for m in evidence), config),
                 f"Spike: {len(authors)} accounts in {hours:g} h about {name} (usually {chance.expected:.2g})",
-                {
-                    "authors": len(authors),
-                    "hours": hours,
-                    "expected": round(chance.expected, 4),
-                    "tail_probability": chance.tail,
-                    "history_authors": usual,
-                    "window_end": end.isoformat(),
-                },
+                {"authors": len(authors), "hours": hours, "window_end": end.isoformat(), **figures(chance)},
             )
     return None
+
+
+def chance_of(
+    config: DetectionSettings, authors: int, history: list[Flagged], end: datetime, window: timedelta
+) -> Surprise:
+    """How surprising ``authors`` in the window ending at ``end`` are, given the history before it."""
+    windows_per_day = timedelta(days=1) / window
+    start = end - window
+    return surprise(
+        authors,
+        usual_authors(history, start - config.spike_history, start, window),
+        history_windows=config.spike_history / window,
+        prior_per_window=config.spike_prior_per_day / windows_per_day,
+        prior_windows=config.spike_prior_days * windows_per_day,
+    )
+
+
+def figures(chance: Surprise) -> dict[str, float]:
+    return {"expected": round(chance.expected, 4), "tail_probability": chance.tail}
 
 
 def usual_authors(history: list[Flagged], start: datetime, end: datetime, window: timedelta) -> int:
@@ -664,7 +681,7 @@ def campaign_findings(
     copies = NearDuplicates(texts, config.campaign_similarity, config.campaign_min_words)
     by_author: dict[str, list[int]] = defaultdict(list)
     for mention in pool.values():
-        if not mention.author.startswith("mention:"):
+        if not mention.author.startswith("mention:") and mention.labels & config.campaign_author_labels:
             by_author[mention.author].append(mention.id)
     seen: set[frozenset[int]] = set()
     for mention in fresh:
@@ -672,7 +689,7 @@ def campaign_findings(
             continue
         groups = [
             ("wording", {mention.id} | copies.neighbours(mention.id)),
-            ("author", set(by_author[mention.author])),
+            ("author", set(by_author.get(mention.author, ()))),
         ]
         for kind, ids in groups:
             if len(ids) < 2 or frozenset(ids) in seen:

@@ -24,14 +24,11 @@ REASON_TITLES = {
 def explain(case: Case) -> list[str]:
     """The figures that opened a case, in words."""
     d = case.details
-    if case.reason == "spike":
+    if case.reason in ("spike", "pile_on"):
         return [
             f"{d['authors']} accounts posted flagged mentions within {d['hours']:g} hours.",
-            f"Usually {d['expected']:.2g} per {d['hours']:g} hours"
-            f" ({d['history_authors']} in the weeks before): a chance of {d['tail_probability']:.1e}.",
+            f"Usually {d['expected']:.2g} in {d['hours']:g} hours: a chance of {d['tail_probability']:.1e}.",
         ]
-    if case.reason == "pile_on":
-        return [f"{d['authors']} accounts posted flagged mentions within {d['hours']:g} hours."]
     if case.reason == "threat":
         return [f"{d['threats']} {'post' if d['threats'] == 1 else 'posts'} that may be threatening."]
     if d.get("kind") == "author":

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from cases.detect import DetectionSettings
 from cases.fingerprint import normalise, similarity
-from tests.cases.conftest import T0, Post, cases_of, hours, run_detection
+from tests.cases.conftest import T0, Entity, Post, cases_of, hours, run_detection
 from tests.conftest import Tenancy, make_practice_tenant
 
 TEMPLATE = "Dr {name} at {practice} misdiagnosed my son and then covered it up. Do NOT trust this doctor!"
@@ -22,6 +22,12 @@ SIMILAR_COMPLAINTS = [
     "{practice} receptionists are rude and you can never get an appointment with Dr {name}. Useless.",
     "Dr {name} was dismissive and rude at {practice}, didn't listen to a word I said. Awful doctor.",
 ]
+
+
+def named(tenancy: Tenancy) -> tuple[Entity, ...]:
+    """A post's entities as the collector matches them: the doctor and, named too, their practice."""
+    assert tenancy.practice is not None
+    return (tenancy.doctors[0], tenancy.practice)
 
 
 def about(tenancy: Tenancy, text: str) -> str:
@@ -40,20 +46,21 @@ def test_masked_copies_are_near_identical_and_similar_complaints_are_not(
     complaints = [norm(t, c) for t, c in zip([alice, bob, alice, bob], SIMILAR_COMPLAINTS, strict=True)]
     closest_complaints = max(similarity(a, b) for a in complaints for b in complaints if a != b)
     furthest_copies = min(similarity(a, b) for a in copies for b in copies if a != b)
-    assert closest_complaints < 0.3 < 0.4 < furthest_copies
+    assert closest_complaints < 0.3 < 0.5 < furthest_copies
 
 
 def test_near_identical_posts_about_three_members_are_a_campaign(
     session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy, charlie: Tenancy
 ) -> None:
     for day, (tenancy, variant) in enumerate(zip([alice, bob, charlie], VARIANTS, strict=False)):
-        post(tenancy.doctors[0], at=T0 + hours(day * 30), author=f"acct{day}", text=about(tenancy, variant))
+        post(*named(tenancy), at=T0 + hours(day * 30), author=f"acct{day}", text=about(tenancy, variant))
         run_detection(session, config, now=T0 + hours(day * 30 + 1))
         assert len(cases_of(session, "campaign")) == (1 if day == 2 else 0)
     [case] = cases_of(session, "campaign")
     assert case.details["kind"] == "wording" and case.details["posts"] == 3
-    assert {e.doctor_id for e in case.entities} == {t.doctors[0].id for t in (alice, bob, charlie)}
-    assert case.title.startswith("Campaign: 3 near-identical posts about 3 members (Dr Amira Hassan")
+    assert {e.doctor_id for e in case.entities} - {None} == {t.doctors[0].id for t in (alice, bob, charlie)}
+    assert len(case.entities) == 6  # each post names the doctor and the practice
+    assert case.title.startswith("Campaign: 3 near-identical posts about 6 members (Dr Amira Hassan")
 
 
 def test_merely_similar_complaints_about_many_members_are_not_a_campaign(
@@ -90,7 +97,13 @@ def test_one_author_about_three_members_is_a_campaign(
     session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy, charlie: Tenancy
 ) -> None:
     for i, (tenancy, complaint) in enumerate(zip([alice, bob, charlie], SIMILAR_COMPLAINTS, strict=False)):
-        post(tenancy.doctors[0], at=T0 + hours(i * 48), author="crusader", text=about(tenancy, complaint))
+        post(
+            tenancy.doctors[0],
+            at=T0 + hours(i * 48),
+            author="crusader",
+            text=about(tenancy, complaint),
+            labels=("abusive",),
+        )
     run_detection(session, config, now=T0 + hours(97))
     [case] = cases_of(session, "campaign")
     assert case.details["kind"] == "author" and case.details["authors"] == 1
@@ -106,6 +119,7 @@ def test_one_author_about_two_members_is_not_yet_a_campaign(
             at=T0 + hours(i),
             author="crusader",
             text=about(tenancy, SIMILAR_COMPLAINTS[i]),
+            labels=("abusive",),
         )
     run_detection(session, config, now=T0 + hours(5))
     assert cases_of(session, "campaign") == []
@@ -117,7 +131,7 @@ def test_posts_further_apart_than_the_campaign_window_are_not_grouped(
     days = config.campaign_window.days
     for i, tenancy in enumerate([alice, bob, charlie]):
         at = T0 + hours(i * 24 * days / 2 + i)
-        post(tenancy.doctors[0], at=at, author=f"acct{i}", text=about(tenancy, VARIANTS[0]))
+        post(*named(tenancy), at=at, author=f"acct{i}", text=about(tenancy, VARIANTS[0]))
         run_detection(session, config, now=at + hours(1))
     assert cases_of(session, "campaign") == []
 
@@ -126,17 +140,17 @@ def test_a_further_copy_about_a_new_member_joins_the_open_campaign(
     session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy, charlie: Tenancy
 ) -> None:
     for i, tenancy in enumerate([alice, bob, charlie]):
-        post(tenancy.doctors[0], at=T0 + hours(i), author=f"acct{i}", text=about(tenancy, VARIANTS[i]))
+        post(*named(tenancy), at=T0 + hours(i), author=f"acct{i}", text=about(tenancy, VARIANTS[i]))
     run_detection(session, config, now=T0 + hours(3))
     dana = make_practice_tenant(
         session, "D40004", "Dana Medical Centre", "Derby", [("4000004", "Dana Kowalski")]
     )
-    post(dana.doctors[0], at=T0 + hours(30), author="acct9", text=about(dana, VARIANTS[3]))
+    post(*named(dana), at=T0 + hours(30), author="acct9", text=about(dana, VARIANTS[3]))
     report = run_detection(session, config, now=T0 + hours(31))
     [case] = cases_of(session, "campaign")
     assert report.opened == [] and report.fed == {case.id}
-    assert len(case.entities) == 4 and len(case.mentions) == 4
-    assert [e.action for e in case.events] == ["opened", "entity", "evidence"]
+    assert len(case.entities) == 8 and len(case.mentions) == 4
+    assert [e.action for e in case.events] == ["opened", "entity", "entity", "evidence"]
 
 
 def test_one_author_about_three_doctors_of_one_practice_is_that_practices_matter(
@@ -157,4 +171,14 @@ def test_one_author_about_three_doctors_of_one_practice_is_that_practices_matter
             text=f"Dr {doctor.full_name} {SIMILAR_COMPLAINTS[i]}",
         )
     run_detection(session, config, now=T0 + hours(50))
+    assert cases_of(session, "campaign") == []
+
+
+def test_one_reviewer_criticising_three_members_is_not_a_campaign(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy, charlie: Tenancy
+) -> None:
+    """Critical reviews of several practices by one prolific local reviewer are ordinary."""
+    for i, (tenancy, complaint) in enumerate(zip([alice, bob, charlie], SIMILAR_COMPLAINTS, strict=False)):
+        post(tenancy.doctors[0], at=T0 + hours(i * 48), author="reviewer", text=about(tenancy, complaint))
+    run_detection(session, config, now=T0 + hours(97))
     assert cases_of(session, "campaign") == []
