@@ -35,7 +35,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from cases.counts import Surprise, surprise
-from cases.fingerprint import NearDuplicates, normalise
+from cases.fingerprint import normalise, shared_index
 from cases.workflow import (
     SYSTEM_ACTOR,
     EntityRef,
@@ -678,7 +678,9 @@ def campaign_findings(
     shares a post with an open campaign case still feeds it.
     """
     texts = {m.id: normalise(m.text, m.names) for m in pool.values()}
-    copies = NearDuplicates(texts, config.campaign_similarity, config.campaign_min_words)
+    copies = shared_index(config.campaign_similarity, config.campaign_min_words).near_copies(
+        texts, [m.id for m in fresh]
+    )
     by_author: dict[str, list[int]] = defaultdict(list)
     for mention in pool.values():
         if not mention.author.startswith("mention:") and mention.labels & config.campaign_author_labels:
@@ -688,7 +690,7 @@ def campaign_findings(
         if mention.id not in pool:
             continue
         groups = [
-            ("wording", {mention.id} | copies.neighbours(mention.id)),
+            ("wording", {mention.id} | copies.get(mention.id, set())),
             ("author", set(by_author.get(mention.author, ()))),
         ]
         for kind, ids in groups:

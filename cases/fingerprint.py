@@ -10,6 +10,7 @@ short insults are alike by chance.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
@@ -53,25 +54,50 @@ def similarity(a: str, b: str) -> float:
 
 
 class NearDuplicates:
-    """An LSH index over posts (id → normalised text) answering "which posts are near copies of this"."""
+    """An LSH index of posts (key → normalised text) answering "which posts are near copies of this".
 
-    def __init__(self, texts: Mapping[int, str], threshold: float, min_words: int) -> None:
+    Detection keeps one per process and updates it each pass with the posts that entered or left
+    the campaign window, instead of rebuilding it: hashing every post into every band each pass
+    would cost far more than the rest of detection. Keys carry the text, so that an index shared
+    by passes over different databases (tests) never confuses two posts with the same id.
+    """
+
+    def __init__(self, threshold: float, min_words: int) -> None:
         self.threshold = threshold
-        self.texts = {key: text for key, text in texts.items() if word_count(text) >= min_words}
+        self.min_words = min_words
         # Candidates are found generously (recall matters more than the few extra exact checks),
         # then each one is checked against the threshold itself.
         self.index = MinHashLSH(threshold=max(0.05, threshold * 0.8), num_perm=NUM_PERM, weights=(0.2, 0.8))
-        for key, text in self.texts.items():
-            self.index.insert(key, fingerprint(text), check_duplication=False)
+        self.keys: set[tuple[int, str]] = set()
+        self.lock = threading.Lock()
 
-    def neighbours(self, key: int) -> set[int]:
-        """Posts whose estimated similarity to ``key`` reaches the threshold (LSH candidates, verified)."""
-        text = self.texts.get(key)
-        if text is None:
+    def near_copies(self, texts: Mapping[int, str], of: Iterable[int]) -> dict[int, set[int]]:
+        """For each post in ``of``, the posts of ``texts`` whose similarity reaches the threshold."""
+        with self.lock:
+            self._update(texts)
+            return {key: self._neighbours(key, texts) for key in of}
+
+    def _update(self, texts: Mapping[int, str]) -> None:
+        wanted = {(key, text) for key, text in texts.items() if word_count(text) >= self.min_words}
+        for gone in self.keys - wanted:
+            self.index.remove(gone)
+        for new in wanted - self.keys:
+            self.index.insert(new, fingerprint(new[1]), check_duplication=False)
+        self.keys = wanted
+
+    def _neighbours(self, key: int, texts: Mapping[int, str]) -> set[int]:
+        text = texts.get(key)
+        if text is None or (key, text) not in self.keys:
             return set()
         mine = fingerprint(text)
         return {
             other
-            for other in self.index.query(mine)
-            if other != key and mine.jaccard(fingerprint(self.texts[other])) >= self.threshold
+            for other, other_text in self.index.query(mine)
+            if other != key and mine.jaccard(fingerprint(other_text)) >= self.threshold
         }
+
+
+@lru_cache(maxsize=8)
+def shared_index(threshold: float, min_words: int) -> NearDuplicates:
+    """The process's index for these settings (the scheduler's detection job reuses it every run)."""
+    return NearDuplicates(threshold, min_words)

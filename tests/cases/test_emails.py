@@ -201,7 +201,7 @@ def test_the_weekly_digest_lists_cases_members_and_a_trend_chart(
     html = body(message, "html")
     assert "Sam &lt;sam@mdo.example&gt;" in html
     [chart] = [part for part in message.walk() if part.get_content_type() == "image/png"]
-    assert f'src="cid:{chart["Content-ID"].strip("<>")}"' in html
+    assert f'src="cid:{chart["Content-ID"].strip().strip("<>")}"' in html
 
 
 def test_the_digest_goes_to_org_recipients_only(
