@@ -109,6 +109,12 @@ class ScenarioConfig:
     author_campaigns: int = 1
     seed: int = 20261102
 
+    def __post_init__(self) -> None:
+        if self.days < 14:
+            raise ValueError("a scenario needs at least 14 days: the slow campaign runs for about two weeks")
+        if self.practices < 2 * self.busy_practices + 8:
+            raise ValueError("a scenario needs quiet practices for its campaigns: add practices")
+
     @property
     def entities(self) -> int:
         return self.practices * (1 + self.doctors_per_practice)
