@@ -7,6 +7,7 @@ that a claim lease outlives an SMTP timeout, and that every guidance file is pre
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
@@ -117,7 +118,7 @@ def _guidance_dir(value: str) -> Path:
 def _email(settings: Settings) -> EmailConfig:
     email = settings.email
     url = email.unsubscribe_url.strip()
-    if url and (urlsplit(url).scheme != "https" or not urlsplit(url).netloc):
+    if url and (urlsplit(url).scheme != "https" or not urlsplit(url).netloc or re.search(r"[\s<>,\"]", url)):
         raise SettingsError(f"setting email.unsubscribe_url: expected an https:// URL, got {url!r}")
     if email.backend == "smtp" and email.lease_seconds < 4 * email.smtp_timeout_seconds:
         raise SettingsError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ LABEL_PHRASES = {
 }
 
 
-def guidance_for(config: AlertsConfig, labels: list[str] | set[str]) -> list[Guidance]:
+def guidance_for(config: AlertsConfig, labels: Collection[str]) -> list[Guidance]:
     texts = load_guidance(config.guidance_dir, config.organisation_name, config.advice_line)
     return [texts[topic] for topic in topics_for(labels)]
 

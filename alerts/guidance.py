@@ -8,6 +8,7 @@ HTML in them is shown as text, never passed through.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -41,7 +42,7 @@ def load_guidance(folder: Path, organisation: str, advice_line: str) -> dict[str
     return _load(folder, stamps, organisation, advice_line)
 
 
-def topics_for(labels: list[str] | set[str]) -> list[str]:
+def topics_for(labels: Collection[str]) -> list[str]:
     """The guidance topics to show for some labels: most serious first, then the general advice."""
     return [label for label in LABELS if label in labels] + ["general"]
 

@@ -39,14 +39,14 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import RetryCallState, wait_exponential, wait_random
 
 from alerts.config import EmailConfig
-from alerts.render import oneline
+from alerts.render import RenderedEmail, oneline
 from alerts.transports import Email, Transport, TransportError, make_transport
 from vigil.claims import claim
 from vigil.db import transaction
-from vigil.models import OutboxMessage, OutboxStatus, utcnow
+from vigil.models import OperatorEvent, OutboxMessage, OutboxStatus, Recipient, utcnow
 from vigil.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,8 @@ def compose(
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
-    if images:
-        html_part = message.get_payload()[1]
+    html_part = message.get_body(("html",))
+    if images and html_part is not None:
         for image in images:
             html_part.add_related(
                 image.data,
@@ -168,8 +168,39 @@ def enqueue(
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["key"])
+        .returning(OutboxMessage.id)
     )
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return session.execute(statement).scalar() is not None
+
+
+def enqueue_email(
+    session: Session,
+    config: EmailConfig,
+    recipient: Recipient,
+    email: RenderedEmail,
+    *,
+    key: str,
+    kind: str,
+    images: Sequence[InlineImage] = (),
+    priority: int = NORMAL,
+    now: datetime | None = None,
+) -> bool:
+    """``enqueue`` a rendered template triplet for a recipient of the register."""
+    return enqueue(
+        session,
+        config,
+        key=key,
+        kind=kind,
+        recipient_email=recipient.email,
+        recipient_name=recipient.name,
+        recipient_id=recipient.id,
+        subject=email.subject,
+        text=email.text,
+        html=email.html,
+        images=images,
+        priority=priority,
+        now=now,
+    )
 
 
 def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
@@ -344,13 +375,14 @@ def _record(
 
 
 def retry_delay(config: EmailConfig, attempts: int) -> timedelta:
-    """Exponential backoff with jitter (tenacity's), from the number of attempts made so far."""
-    wait = wait_exponential_jitter(
-        initial=config.retry_initial, max=config.retry_max, jitter=config.retry_initial
-    )
+    """Exponential backoff with jitter (tenacity's waits), from the number of attempts made so far.
+
+    The jitter spreads retries after an outage, so that queued messages do not all come back at once.
+    """
+    wait = wait_exponential(multiplier=config.retry_initial) + wait_random(0, config.retry_initial)
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.attempt_number = attempts
-    return timedelta(seconds=wait(state))
+    return timedelta(seconds=min(wait(state), config.retry_max))
 
 
 def _update(engine: Engine, token: str, message_id: int, **values: Any) -> bool:
@@ -406,4 +438,7 @@ def status_section(runtime: Runtime, session: Session) -> tuple[str, list[tuple[
         )
     if failures:
         rows.append(("", "retry with `vigil alerts retry`"))
+    waiting = session.scalar(select(func.count()).where(OperatorEvent.notified_at.is_(None))) or 0
+    if waiting:
+        rows.append(("Operator events not emailed", str(waiting)))
     return "Email outbox", rows

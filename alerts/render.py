@@ -29,7 +29,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Bidirectional embeddings, overrides and isolates, and the invisible marks that steer them.
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ufeff\ufff9-\ufffb]")
-_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x85\x0b\x0c]+")
+_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x85\x0b\x0c]")
 _SPACES = re.compile(r"[^\S\n]+")
 _INLINER = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
 
@@ -51,7 +51,9 @@ def oneline(value: object, limit: int = 200) -> str:
 def shorten(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1].rsplit(" ", 1)[0] if " " in text[: limit - 1] else text[: limit - 1]
+    cut = text[: limit - 1]
+    if text[limit - 1] != " " and " " in cut:  # do not end on half a word
+        cut = cut.rsplit(" ", 1)[0]
     return cut.rstrip(" ,.;:") + "…"
 
 

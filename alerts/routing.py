@@ -19,6 +19,7 @@ write lock), each batch in one transaction with the alerts and their outbox rows
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from alerts.config import AlertsConfig
 from alerts.emails import alert_email
-from alerts.outbox import URGENT, enqueue
+from alerts.outbox import URGENT, enqueue_email
 from vigil.labels import LABELS
 from vigil.models import (
     Alert,
@@ -122,7 +123,7 @@ def _route_mention(
 
 
 def _audience(
-    session: Session, config: AlertsConfig, entity: MentionEntity, labels: list[str]
+    session: Session, config: AlertsConfig, entity: MentionEntity, labels: Sequence[str]
 ) -> list[tuple[Recipient, str]]:
     """Who hears about this entity at once, each with the most serious label routed to them."""
     chosen: dict[int, tuple[Recipient, str]] = {}
@@ -216,19 +217,8 @@ def enqueue_due_alerts(session: Session, config: AlertsConfig, now: datetime) ->
         if email is None:
             log.error("alert %d has no post its recipient may see; nothing sent", alert.id)
             continue
-        recipient = alert.recipient
-        count += enqueue(
-            session,
-            config.email,
-            key=f"alert:r{recipient.id}:m{alert.items[0].mention_id}",
-            kind="alert",
-            recipient_email=recipient.email,
-            recipient_name=recipient.name,
-            recipient_id=recipient.id,
-            subject=email.subject,
-            text=email.text,
-            html=email.html,
-            priority=URGENT,
-            now=now,
+        key = f"alert:r{alert.recipient_id}:m{alert.items[0].mention_id}"
+        count += enqueue_email(
+            session, config.email, alert.recipient, email, key=key, kind="alert", priority=URGENT, now=now
         )
     return count

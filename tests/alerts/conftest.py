@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy.orm import Session
 
 from alerts.config import AlertsConfig, load_config
+from alerts.outbox import URGENT, enqueue
 from tests.conftest import Tenancy
 from vigil.labels import LABELS
 from vigil.models import Classification, Doctor, Mention, MentionEntity, Practice
@@ -101,6 +102,27 @@ class Factory:
                 target = target.doctors[0]
             names.append(target.full_name if isinstance(target, Doctor) else target.name)
         return " and ".join(names)
+
+
+def queue(
+    session: Session, config: AlertsConfig, recipients: list[str], kind: str = "alert", priority: int = URGENT
+) -> list[str]:
+    """Store one simple email per recipient, as any part of Vigil would; return the recipients."""
+    for number, recipient in enumerate(recipients):
+        enqueue(
+            session,
+            config.email,
+            key=f"{kind}:test:{number}",
+            kind=kind,
+            recipient_email=recipient,
+            subject=f"{kind} {number}",
+            text=f"Text of {kind} {number}",
+            html=f"<p>HTML of {kind} {number}</p>",
+            priority=priority,
+            now=NOW,
+        )
+    session.commit()
+    return recipients
 
 
 @pytest.fixture

@@ -40,7 +40,13 @@ def html_of(message: OutboxMessage) -> str:
 
 
 def test_a_threat_alerts_the_practice_and_the_defence_organisation_at_once(
-    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy, bob: Tenancy, org: Tenancy
+    session: Session,
+    engine: Engine,
+    config: AlertsConfig,
+    make: Factory,
+    alice: Tenancy,
+    bob: Tenancy,
+    org: Tenancy,
 ) -> None:
     make.mention(alice, labels=["threat"])
     report = route(engine, config)
@@ -161,7 +167,7 @@ def test_abuse_within_the_window_is_one_follow_up_sent_when_the_window_closes(
         route(engine, config, NOW + timedelta(minutes=minute))
     assert len(alerts_sent(session)) == 1  # the storm is held back
     route(engine, config, NOW + timedelta(minutes=15))
-    first, follow_up = alerts_sent(session)
+    _, follow_up = alerts_sent(session)
     assert follow_up.subject == "[Vigil] Abuse: 3 more posts naming Dr Amira Hassan (Alice Road Surgery)"
     make.mention(alice, labels=["abusive"], created_at=NOW + timedelta(minutes=20))
     route(engine, config, NOW + timedelta(minutes=21))

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alerts.config import load_config
+from vigil.settings import Settings, SettingsError
+
+
+def test_the_defaults_route_threats_and_abuse_at_once_and_send_digests_on_monday_morning(
+    alert_settings: Settings,
+) -> None:
+    config = load_config(alert_settings)
+    assert config.immediate == {"threat": {"entity", "organisation"}, "abusive": {"entity"}}
+    assert config.group_labels == {"abusive"} and config.group_window.total_seconds() == 15 * 60
+    assert (config.digest.weekday, str(config.digest.time), str(config.digest.timezone)) == (
+        0,
+        "08:00:00",
+        "Europe/London",
+    )
+    assert config.email.backend == "file"
+    assert (config.guidance_dir / "threat.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"alerts__immediate": '{"rude": ["entity"]}'}, "setting alerts.immediate: rude is not a label"),
+        (
+            {"alerts__immediate": '{"threat": ["police"]}'},
+            "setting alerts.immediate.threat: expected a list of",
+        ),
+        ({"alerts__group_labels": "abusive,spam"}, "setting alerts.group_labels: spam is not a label"),
+        (
+            {"email__unsubscribe_url": "http://vigil.example/prefs"},
+            "email.unsubscribe_url: expected an https://",
+        ),
+        (
+            {"email__backend": "smtp", "email__lease_seconds": 60, "email__smtp_timeout_seconds": 30},
+            "email.lease_seconds: 60 s is too short",
+        ),
+        ({"email__smtp_username": "vigil"}, "email.smtp_password: email.smtp_username is set"),
+    ],
+)
+def test_a_bad_setting_stops_start_up_naming_it(
+    alert_settings: Settings, overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        load_config(alert_settings.with_overrides(**overrides))
+
+
+def test_a_guidance_folder_missing_a_topic_is_refused(alert_settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "threat.md").write_text("# Threats\n")
+    with pytest.raises(SettingsError, match="lacks abusive.md, critical.md, praise.md, general.md"):
+        load_config(alert_settings.with_overrides(alerts__guidance_dir=str(tmp_path)))
