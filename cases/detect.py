@@ -7,7 +7,7 @@ new flagged mention (threat, abusive or critical) it then:
 * feeds the entity's open cases with the new mentions;
 * opens a **threat** case for any threat;
 * opens a **pile-on** case when ``pile_on_authors`` distinct authors posted flagged mentions about
-  it within ``pile_on_hours``;
+  it within ``pile_on_hours``, and that is unusual for it (``pile_on_max_p``);
 * opens a **spike** case when the distinct authors of flagged mentions in the last
   ``spike_window_hours`` are at least ``spike_min_authors`` and that many would happen by chance
   less often than ``spike_max_p`` under the entity's own history (see ``cases.counts``).
@@ -146,10 +146,6 @@ def flagged_labels(path: str, labels: Iterable[str]) -> frozenset[str]:
 class Flagged:
     """A flagged mention as the rules see it."""
 
-    @property
-    def threat(self) -> bool:
-        return "threat" in self.labels
-
     id: int
     created_at: datetime
     author: str
@@ -157,6 +153,10 @@ class Flagged:
     text: str
     entities: frozenset[EntityRef]
     names: tuple[str, ...]
+
+    @property
+    def threat(self) -> bool:
+        return "threat" in self.labels
 
 
 @dataclass
@@ -564,6 +564,10 @@ def authors_between(pool: list[Flagged], start: datetime, end: datetime) -> set[
     return {m.author for m in pool if start <= m.created_at <= end}
 
 
+PILE_ON_TITLE = "Pile-on: {authors} accounts within {hours:g} h about {name}"
+SPIKE_TITLE = "Spike: {authors} accounts in {hours:g} h about {name} (usually {expected:.2g})"
+
+
 def pile_on_rule(
     config: DetectionSettings,
     entity: EntityRef,
@@ -575,24 +579,8 @@ def pile_on_rule(
     """At least ``pile_on_authors`` distinct authors of flagged mentions within ``pile_on_hours``,
     and more than the entity's own history makes plausible for so short a span (at a busy practice
     five critics in six hours can be an ordinary Monday)."""
-    span = config.pile_on_span
-    hours = span.total_seconds() / 3600
-    for end in evaluation_ends(fresh, pool):
-        authors = authors_between(pool, end - span, end)
-        if len(authors) < config.pile_on_authors:
-            continue
-        chance = chance_of(config, len(authors), history, end, span)
-        if chance.tail <= config.pile_on_max_p:
-            evidence = [m for m in pool if m.created_at >= end - span]
-            return Finding(
-                CaseReason.PILE_ON,
-                [entity],
-                [m.id for m in evidence],
-                assess(CaseReason.PILE_ON, len(authors), 1, sum(m.threat for m in evidence), config),
-                f"Pile-on: {len(authors)} accounts within {hours:g} h about {name}",
-                {"authors": len(authors), "hours": hours, "span_end": end.isoformat(), **figures(chance)},
-            )
-    return None
+    window = WindowRule(CaseReason.PILE_ON, config.pile_on_span, config.pile_on_authors, config.pile_on_max_p)
+    return window.find(config, entity, name, fresh, pool, history, PILE_ON_TITLE)
 
 
 def spike_rule(
@@ -604,24 +592,53 @@ def spike_rule(
     history: list[Flagged],
 ) -> Finding | None:
     """More authors of flagged mentions in one window than the entity's history makes plausible."""
-    window = config.spike_window
-    hours = window.total_seconds() / 3600
-    for end in evaluation_ends(fresh, pool):
-        authors = authors_between(pool, end - window, end)
-        if len(authors) < config.spike_min_authors:
-            continue
-        chance = chance_of(config, len(authors), history, end, window)
-        if chance.tail <= config.spike_max_p:
-            evidence = [m for m in pool if m.created_at >= end - window]
+    window = WindowRule(CaseReason.SPIKE, config.spike_window, config.spike_min_authors, config.spike_max_p)
+    return window.find(config, entity, name, fresh, pool, history, SPIKE_TITLE)
+
+
+@dataclass(frozen=True)
+class WindowRule:
+    """Enough distinct authors in a window, and more than the entity's history makes plausible."""
+
+    reason: CaseReason
+    window: timedelta
+    min_authors: int
+    max_p: float
+
+    def find(
+        self,
+        config: DetectionSettings,
+        entity: EntityRef,
+        name: str,
+        fresh: list[Flagged],
+        pool: list[Flagged],
+        history: list[Flagged],
+        title: str,
+    ) -> Finding | None:
+        hours = self.window.total_seconds() / 3600
+        for end in evaluation_ends(fresh, pool):
+            authors = len(authors_between(pool, end - self.window, end))
+            if authors < self.min_authors:
+                continue
+            chance = chance_of(config, authors, history, end, self.window)
+            if chance.tail > self.max_p:
+                continue
+            evidence = [m for m in pool if m.created_at >= end - self.window]
             return Finding(
-                CaseReason.SPIKE,
+                self.reason,
                 [entity],
                 [m.id for m in evidence],
-                assess(CaseReason.SPIKE, len(authors), 1, sum(m.threat for m in evidence), config),
-                f"Spike: {len(authors)} accounts in {hours:g} h about {name} (usually {chance.expected:.2g})",
-                {"authors": len(authors), "hours": hours, "window_end": end.isoformat(), **figures(chance)},
+                assess(self.reason, authors, 1, sum(m.threat for m in evidence), config),
+                title.format(authors=authors, hours=hours, expected=chance.expected, name=name),
+                {
+                    "authors": authors,
+                    "hours": hours,
+                    "window_end": end.isoformat(),
+                    "expected": round(chance.expected, 4),
+                    "tail_probability": chance.tail,
+                },
             )
-    return None
+        return None
 
 
 def chance_of(
@@ -637,10 +654,6 @@ def chance_of(
         prior_per_window=config.spike_prior_per_day / windows_per_day,
         prior_windows=config.spike_prior_days * windows_per_day,
     )
-
-
-def figures(chance: Surprise) -> dict[str, float]:
-    return {"expected": round(chance.expected, 4), "tail_probability": chance.tail}
 
 
 def usual_authors(history: list[Flagged], start: datetime, end: datetime, window: timedelta) -> int:

@@ -1,6 +1,6 @@
 """The defence organisation's case emails: "emerging case" at once, and the weekly organisation digest.
 
-Both go through the alerts outbox (``alerts.outbox.enqueue``) under idempotency keys, so they have
+Both go through the alerts outbox (``alerts.outbox.enqueue_email``) under idempotency keys, so they have
 the alerts' delivery guarantees: enqueued in the transaction that opened the case (no case without
 its email, no email without its case), and stored once however often a pass or job runs. They
 are sent only to organisation-scoped recipients: a case spans members, and a practice may not
@@ -26,7 +26,7 @@ from alerts import render
 from alerts.config import AlertsConfig
 from alerts.digest import scope_data
 from alerts.emails import base_context, recipient_reason
-from alerts.outbox import NORMAL, URGENT, InlineImage, content_id, enqueue, existing_keys
+from alerts.outbox import URGENT, InlineImage, content_id, enqueue_email, existing_keys
 from alerts.render import RenderedEmail, local_time, oneline
 from alerts.views import mention_views
 from alerts.weeks import Week
@@ -95,17 +95,13 @@ def queue_case_email(session: Session, config: AlertsConfig, case: Case, what: s
         if key in done:
             continue
         email = case_email(session, config, case, what, recipient)
-        queued += enqueue(
+        queued += enqueue_email(
             session,
             config.email,
+            recipient,
+            email,
             key=key,
             kind="case",
-            recipient_email=recipient.email,
-            recipient_name=recipient.name,
-            recipient_id=recipient.id,
-            subject=email.subject,
-            text=email.text,
-            html=email.html,
             priority=URGENT,
             now=case.updated_at,
         )
@@ -174,20 +170,9 @@ def queue_digests(session: Session, config: AlertsConfig, week: Week, now: datet
     queued = 0
     for recipient in todo:
         email, images = digest_email(config, data, recipient)
-        queued += enqueue(
-            session,
-            config.email,
-            key=digest_key(recipient, week),
-            kind="cases-digest",
-            recipient_email=recipient.email,
-            recipient_name=recipient.name,
-            recipient_id=recipient.id,
-            subject=email.subject,
-            text=email.text,
-            html=email.html,
-            images=images,
-            priority=NORMAL,
-            now=now,
+        key = digest_key(recipient, week)
+        queued += enqueue_email(
+            session, config.email, recipient, email, key=key, kind="cases-digest", images=images, now=now
         )
     log.info("organisation digest for %s: %d queued", week, queued)
     return queued

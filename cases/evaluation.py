@@ -143,6 +143,11 @@ class PlantedEvent:
     posts: list[SimPost]
     detectable_at: datetime
 
+    def result(self, detected_at: datetime | None, found_by: str | None) -> EventResult:
+        return EventResult(
+            self.name, self.kind, self.target, len(self.posts), self.detectable_at, detected_at, found_by
+        )
+
 
 @dataclass
 class Scenario:
@@ -575,7 +580,6 @@ class EventResult:
     posts: int
     detectable_at: datetime
     detected_at: datetime | None
-    case_id: int | None
     case_reason: str | None
 
     @property
@@ -735,18 +739,7 @@ def _evaluate_cases(engine: Engine, scenario: Scenario, runs: int, seconds: floa
     for event in scenario.events:
         found = detected.get(event.name)
         case = cases[found[1]] if found else None
-        results.append(
-            EventResult(
-                event.name,
-                event.kind,
-                event.target,
-                len(event.posts),
-                event.detectable_at,
-                found[0] if found else None,
-                case.id if case else None,
-                str(case.reason) if case else None,
-            )
-        )
+        results.append(event.result(found[0] if found else None, str(case.reason) if case else None))
     false = [
         {"id": c.id, "reason": str(c.reason), "title": c.title, "opened_at": c.opened_at.isoformat()}
         for c in cases.values()
@@ -809,18 +802,7 @@ def baseline(scenario: Scenario, every: timedelta = timedelta(hours=1), history_
         if not names:
             false.append({"entity": scenario.name(ref), "opened_at": at.isoformat()})
     for event in scenario.events:
-        results.append(
-            EventResult(
-                event.name,
-                event.kind,
-                event.target,
-                len(event.posts),
-                event.detectable_at,
-                first.get(event.name),
-                None,
-                "three-sigma" if event.name in first else None,
-            )
-        )
+        results.append(event.result(first.get(event.name), "three-sigma" if event.name in first else None))
     evaluation = Evaluation("three-sigma", results, len(alerts), false, _entity_weeks(scenario), runs)
     evaluation.seconds = time.perf_counter() - began
     return evaluation

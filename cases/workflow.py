@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -181,20 +181,17 @@ def link_mentions(session: Session, case: Case, mention_ids: Sequence[int], now:
 
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(CaseMention).values(rows).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(CaseMention).values(rows).on_conflict_do_nothing()
-    return insert(CaseMention).values(rows)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(CaseMention).values(rows).on_conflict_do_nothing()
 
 
 def case_mention_ids(session: Session, case_id: int) -> set[int]:
     return set(session.scalars(select(CaseMention.mention_id).where(CaseMention.case_id == case_id)))
 
 
-def get_case(session: Session, case_id: int) -> Case:
-    case = session.get(Case, case_id)
+def get_case(session: Session, case_id: int, for_update: bool = False) -> Case:
+    """The case, locked against a colleague's simultaneous change when ``for_update``."""
+    case = session.get(Case, case_id, with_for_update=for_update or None)
     if case is None:
         raise CaseError(f"there is no case {case_id}")
     return case

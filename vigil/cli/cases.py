@@ -159,7 +159,7 @@ def update(
     if new_status is None and assignee is None and not note:
         raise VigilError("nothing to change: give --status, --assignee and/or --note")
     with runtime(ctx).transaction() as session:
-        case = get_case(session, case_id)
+        case = get_case(session, case_id, for_update=True)
         changes = update_case(
             session, case, by=by or getpass.getuser(), status=new_status, assignee=assignee, note=note or None
         )
