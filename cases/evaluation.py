@@ -687,7 +687,7 @@ def _insert_posts(
         for post in posts:
             mention = Mention(
                 source="x",
-                external_id=f"sim-{post.at.timestamp()}-{post.author}",
+                external_id=f"sim-{id(post)}",  # unique while the scenario lives
                 url="",
                 author=post.author,
                 author_id=post.author,

@@ -30,7 +30,7 @@ def safe(value: object) -> Text:
 
 def print_json(data: Any) -> None:
     # ensure_ascii: every non-ASCII character escaped, so nothing scraped can drive the terminal.
-    typer.echo(json.dumps(data, indent=2, sort_keys=False))
+    typer.echo(json.dumps(data, indent=2))
 
 
 @app.command()
