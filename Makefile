@@ -34,7 +34,7 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(VENV)/bin/python
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy vigil collector classifier alerts
+	$(BIN)/mypy vigil collector classifier alerts cases
 
 # Regenerate the README's configuration reference from config/default.toml.
 docs: $(VENV)/.installed

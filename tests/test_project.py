@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["vigil", "collector", "classifier", "alerts"]
+PACKAGES = ["vigil", "collector", "classifier", "alerts", "cases"]
 
 
 def test_the_layout_follows_the_data_flow() -> None:

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.outbox import status_section as outbox_section
+from cases.views import status_section as cases_section
 from vigil import migrate
 from vigil.models import Classification, Mention
 from vigil.register import register_counts
@@ -43,6 +44,7 @@ SECTIONS: list[Callable[[Runtime, Session], Section]] = [
     register_section,
     store_section,
     outbox_section,
+    cases_section,
 ]
 
 

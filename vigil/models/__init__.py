@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vigil.models.alerts import Alert, AlertMention, OutboxMessage, OutboxStatus, RoutedMention
 from vigil.models.base import Base, utcnow
+from vigil.models.cases import Case, CaseEntity, CaseEvent, CaseMention, CaseReason, CaseStatus, Severity
 from vigil.models.ops import OperatorEvent
 from vigil.models.register import Doctor, Practice, Recipient, Scope, Tenant, TenantKind
 from vigil.models.store import Classification, Mention, MentionEntity
@@ -12,6 +13,12 @@ __all__ = [
     "Alert",
     "AlertMention",
     "Base",
+    "Case",
+    "CaseEntity",
+    "CaseEvent",
+    "CaseMention",
+    "CaseReason",
+    "CaseStatus",
     "Classification",
     "Doctor",
     "Mention",
@@ -23,6 +30,7 @@ __all__ = [
     "Recipient",
     "RoutedMention",
     "Scope",
+    "Severity",
     "Tenant",
     "TenantKind",
     "utcnow",

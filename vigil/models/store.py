@@ -35,6 +35,10 @@ class Mention(Base):
     # Claimed by a classifier worker (see vigil.claims): who, and since when.
     classify_claimed_by: Mapped[str | None] = mapped_column(String(64))
     classify_claimed_at: Mapped[datetime | None] = mapped_column()
+    # Claimed by a case-detection pass (cases.detect), and when that pass scanned it.
+    detect_claimed_by: Mapped[str | None] = mapped_column(String(64))
+    detect_claimed_at: Mapped[datetime | None] = mapped_column()
+    detected_at: Mapped[datetime | None] = mapped_column(index=True)
 
     entities: Mapped[list[MentionEntity]] = relationship(
         back_populates="mention", cascade="all, delete-orphan", order_by="MentionEntity.id"

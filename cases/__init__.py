@@ -1,0 +1,1 @@
+"""Emerging cases for the defence organisation: detection, the case workflow and its emails."""

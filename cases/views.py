@@ -1,0 +1,138 @@
+"""Cases as people read them (the CLI, its JSON, the emails): names, figures in words, evidence, history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from cases.detect import pending_count
+from cases.workflow import entity_names, entity_ref
+from vigil.models import Case, CaseMention, Mention
+from vigil.models.cases import OPEN_STATUSES, CaseStatus
+
+REASON_TITLES = {
+    "spike": "Spike",
+    "pile_on": "Pile-on",
+    "threat": "Threat",
+    "campaign": "Coordinated campaign",
+}
+
+
+def explain(case: Case) -> list[str]:
+    """The figures that opened a case, in words."""
+    d = case.details
+    if case.reason in ("spike", "pile_on"):
+        return [
+            f"{d['authors']} accounts posted flagged mentions within {d['hours']:g} hours.",
+            f"Usually {d['expected']:.2g} in {d['hours']:g} hours: a chance of {d['tail_probability']:.1e}.",
+        ]
+    if case.reason == "threat":
+        return [f"{d['threats']} {'post' if d['threats'] == 1 else 'posts'} that may be threatening."]
+    if d.get("kind") == "author":
+        return [f"{d['posts']} flagged posts by one account about {d['entities']} members."]
+    return [
+        f"{d['posts']} near-identical flagged posts by {d['authors']} accounts about {d['entities']} members."
+    ]
+
+
+def load_cases(
+    session: Session, statuses: Sequence[CaseStatus] = OPEN_STATUSES, reason: str | None = None
+) -> list[Case]:
+    query = (
+        select(Case)
+        .where(Case.status.in_(list(statuses)))
+        .options(selectinload(Case.entities), selectinload(Case.mentions))
+        .order_by(Case.opened_at.desc(), Case.id.desc())
+    )
+    if reason is not None:
+        query = query.where(Case.reason == reason)
+    return list(session.scalars(query))
+
+
+def case_summary(case: Case, names: dict[tuple[str, int], str]) -> dict[str, Any]:
+    entities = [entity_ref(row.doctor_id, row.practice_id) for row in case.entities]
+    return {
+        "id": case.id,
+        "reason": str(case.reason),
+        "severity": str(case.severity),
+        "status": str(case.status),
+        "title": case.title,
+        "assignee": case.assignee,
+        "opened_at": case.opened_at.isoformat(),
+        "updated_at": case.updated_at.isoformat(),
+        "last_evidence_at": case.last_evidence_at.isoformat(),
+        "closed_at": case.closed_at.isoformat() if case.closed_at else None,
+        "entities": [{"kind": kind, "id": key, "name": names.get((kind, key), "")} for kind, key in entities],
+        "mentions": len(case.mentions),
+        "figures": explain(case),
+        "details": case.details,
+    }
+
+
+def case_summaries(session: Session, cases: Sequence[Case]) -> list[dict[str, Any]]:
+    names = entity_names(
+        session, [entity_ref(row.doctor_id, row.practice_id) for case in cases for row in case.entities]
+    )
+    return [case_summary(case, names) for case in cases]
+
+
+def case_detail(session: Session, case: Case) -> dict[str, Any]:
+    """Everything about a case: its summary, every linked mention with its labels, and its history."""
+    mentions = session.scalars(
+        select(Mention)
+        .join(CaseMention, CaseMention.mention_id == Mention.id)
+        .where(CaseMention.case_id == case.id)
+        .options(selectinload(Mention.classification))
+        .order_by(Mention.created_at, Mention.id)
+    )
+    return {
+        **case_summaries(session, [case])[0],
+        "evidence": [
+            {
+                "id": m.id,
+                "source": m.source,
+                "url": m.url,
+                "author": m.author,
+                "created_at": m.created_at.isoformat(),
+                "labels": m.classification.labels if m.classification else [],
+                "text": m.text,
+            }
+            for m in mentions
+        ],
+        "history": [
+            {
+                "at": event.at.isoformat(),
+                "actor": event.actor,
+                "action": event.action,
+                "from": event.old_value,
+                "to": event.new_value,
+                "note": event.note,
+            }
+            for event in case.events
+        ],
+    }
+
+
+def status_section(runtime: Any, session: Session) -> tuple[str, list[tuple[str, str]]]:
+    """``vigil status``: open cases by status and by reason, and what detection has still to scan."""
+    counts = session.execute(
+        select(Case.status, Case.reason, func.count())
+        .where(Case.status.in_(list(OPEN_STATUSES)))
+        .group_by(Case.status, Case.reason)
+    ).all()
+    by_status = {status: 0 for status in OPEN_STATUSES}
+    by_reason = {reason: 0 for reason in REASON_TITLES}
+    for status, reason, count in counts:
+        by_status[status] += count
+        by_reason[reason] += count
+    rows = [("Open cases", str(sum(by_status.values())))]
+    rows += [(f"  {status.value}", str(count)) for status, count in by_status.items()]
+    rows += [(f"  {REASON_TITLES[reason].lower()}", str(count)) for reason, count in by_reason.items()]
+    pending = pending_count(session)
+    last = session.scalar(select(func.max(Mention.detected_at)))
+    rows.append(("Awaiting detection", str(pending)))
+    rows.append(("Last detection", last.isoformat(timespec="seconds") if last else "never"))
+    return "Cases", rows

@@ -1,0 +1,126 @@
+"""``vigil cases``: detect, list, show and update, as the case team uses them."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from tests.cases.conftest import Post
+from tests.conftest import Tenancy
+from vigil.cli import app
+from vigil.models import utcnow
+
+runner = CliRunner()
+
+
+def vigil(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def threat_case(session: Session, post: Post, alice: Tenancy, env: dict[str, str], tmp_path: object) -> int:
+    """One threat case, opened by `vigil cases detect` (emails go to files under var/)."""
+    post(
+        alice.doctors[0],
+        at=utcnow() - timedelta(minutes=10),
+        author="@angry\x1b[2J",
+        labels=("threat",),
+        text="Watch your back, Dr Amira Hassan \x1b]0;pwned\x07[bold]boo[/bold]",
+    )
+    session.commit()
+    code, output = vigil("cases", "detect")
+    assert code == 0, output
+    assert "1 mentions scanned (1 flagged), 1 cases opened" in output
+    return 1
+
+
+@pytest.fixture(autouse=True)
+def outbox_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("VIGIL_EMAIL__OUTBOX_DIR", str(tmp_path))
+
+
+def test_list_json_gives_every_open_case_with_its_members(threat_case: int) -> None:
+    code, output = vigil("cases", "list", "--json")
+    assert code == 0
+    [row] = json.loads(output)
+    assert row["id"] == threat_case and row["reason"] == "threat" and row["status"] == "new"
+    assert row["severity"] == "critical" and row["mentions"] == 1
+    assert row["entities"] == [{"kind": "doctor", "id": 1, "name": "Dr Amira Hassan (GMC 1000001)"}]
+    assert row["figures"] == ["1 post that may be threatening."]
+
+
+def test_list_filters_by_status(threat_case: int) -> None:
+    assert json.loads(vigil("cases", "list", "--status", "closed", "--json")[1]) == []
+    assert len(json.loads(vigil("cases", "list", "--status", "all", "--json")[1])) == 1
+    code, output = vigil("cases", "list", "--status", "shut")
+    assert code == 1
+    assert "error: --status 'shut': expected one of new, triaged, escalated, closed, open, all" in output
+
+
+def test_show_json_has_the_evidence_and_the_history(threat_case: int) -> None:
+    code, output = vigil("cases", "show", str(threat_case), "--json")
+    assert code == 0
+    assert "\x1b" not in output  # JSON escapes every control character
+    detail = json.loads(output)
+    [evidence] = detail["evidence"]
+    assert evidence["labels"] == ["threat"] and evidence["text"].startswith("Watch your back")
+    assert [(e["actor"], e["action"]) for e in detail["history"]] == [("vigil", "opened")]
+
+
+def test_show_prints_scraped_text_without_terminal_controls_or_markup(threat_case: int) -> None:
+    code, output = vigil("cases", "show", str(threat_case))
+    assert code == 0
+    assert "\x1b" not in output and "\x07" not in output
+    assert "[bold]boo[/bold]" in output  # shown as typed, not read as markup
+    assert "Threat against Dr Amira Hassan" in output
+
+
+def test_update_records_who_changed_what(threat_case: int) -> None:
+    code, output = vigil(
+        "cases",
+        "update",
+        "1",
+        "--status",
+        "triaged",
+        "--assignee",
+        "Sam",
+        "--note",
+        "Called the GP.",
+        "--by",
+        "Priya",
+    )
+    assert code == 0, output
+    assert "Case #1: assignee - → Sam; note added; status new → triaged." in output
+    history = json.loads(vigil("cases", "show", "1", "--json")[1])["history"]
+    assert [(e["actor"], e["action"], e["to"] or e["note"]) for e in history[1:]] == [
+        ("Priya", "assignee", "Sam"),
+        ("Priya", "note", "Called the GP."),
+        ("Priya", "status", "triaged"),
+    ]
+
+
+def test_an_invalid_transition_is_one_clear_error_line(threat_case: int) -> None:
+    code, output = vigil("cases", "update", "1", "--status", "closed", "--by", "Priya")
+    assert code == 1
+    assert output.strip() == "error: case 1 is new: it can move to triaged, not to closed"
+
+
+@pytest.mark.usefixtures("env")
+def test_unknown_cases_and_empty_updates_are_clear_errors() -> None:
+    assert vigil("cases", "show", "99") == (1, "error: there is no case 99\n")
+    code, output = vigil("cases", "update", "99")
+    assert code == 1 and "nothing to change" in output
+
+
+def test_status_shows_open_cases_by_status_and_reason(threat_case: int) -> None:
+    code, output = vigil("status")
+    assert code == 0
+    assert "Open cases" in output and "threat" in output
+    assert re.search(r"Awaiting detection\s+│ 0", output)
+    assert re.search(r"  threat\s+│ 1", output)

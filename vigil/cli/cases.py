@@ -1,0 +1,183 @@
+"""``vigil cases``: detect emerging cases, list and read them, and move them through triage."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from typing import Any
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+from rich.text import Text
+
+from vigil.cli.common import console, new_app, runtime
+from vigil.errors import VigilError
+from vigil.models import CaseStatus
+from vigil.models.cases import OPEN_STATUSES, CaseReason
+
+app = new_app("Emerging cases for the defence organisation: detect, list, show and triage them.")
+
+STATUS_CHOICES = [*(s.value for s in CaseStatus), "open", "all"]
+
+
+def safe(value: object) -> Text:
+    """Scraped text for the terminal: control and bidi characters removed, never read as markup."""
+    from alerts.render import clean
+
+    return Text(clean(value))
+
+
+def print_json(data: Any) -> None:
+    # ensure_ascii: every non-ASCII character escaped, so nothing scraped can drive the terminal.
+    typer.echo(json.dumps(data, indent=2))
+
+
+@app.command()
+def detect(ctx: typer.Context) -> None:
+    """One detection pass over newly classified mentions (`vigil run` schedules it); emails new cases."""
+    from cases.detect import pending_count
+    from cases.jobs import detect as run_detection
+
+    rt = runtime(ctx)
+    with rt.transaction() as session:
+        pending = pending_count(session)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("Scanning classified mentions", total=pending or None)
+        report = run_detection(rt, progress=lambda n: progress.advance(task, n))
+    console.print(f"Detection: {report}.")
+    for case_id in report.opened:
+        console.print(f"  opened case #{case_id}: `vigil cases show {case_id}`")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: str = typer.Option("open", "--status", help=f"One of {', '.join(STATUS_CHOICES)}."),
+    reason: str = typer.Option("", "--reason", help="Only this reason: spike, pile_on, threat or campaign."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List cases, newest first (open ones by default)."""
+    from cases.views import case_summaries, load_cases
+
+    statuses = parse_statuses(status)
+    if reason and reason not in {r.value for r in CaseReason}:
+        raise VigilError(f"--reason {reason!r}: expected one of spike, pile_on, threat, campaign")
+    with runtime(ctx).transaction() as session:
+        rows = case_summaries(session, load_cases(session, statuses, reason or None))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("#", "Opened", "Case", title="Cases")
+    for row in rows:
+        facts = [row["reason"], row["severity"], row["status"], f"{row['mentions']} posts"]
+        if row["assignee"]:
+            facts.insert(3, row["assignee"])
+        table.add_row(
+            str(row["id"]),
+            row["opened_at"][:16].replace("T", " "),
+            safe(row["title"] + "\n" + " · ".join(facts)),
+        )
+    console.print(table)
+    if not rows:
+        console.print(f"No {status} cases.")
+
+
+def parse_statuses(status: str) -> list[CaseStatus]:
+    if status == "open":
+        return list(OPEN_STATUSES)
+    if status == "all":
+        return list(CaseStatus)
+    try:
+        return [CaseStatus(status)]
+    except ValueError:
+        raise VigilError(f"--status {status!r}: expected one of {', '.join(STATUS_CHOICES)}") from None
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    case_id: int = typer.Argument(..., metavar="ID", help="Case number."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """A case in full: its figures, members, every post of evidence and its history."""
+    from cases.views import case_detail
+    from cases.workflow import get_case
+
+    with runtime(ctx).transaction() as session:
+        detail = case_detail(session, get_case(session, case_id))
+    if as_json:
+        print_json(detail)
+        return
+    console.print(safe(f"Case #{detail['id']}: {detail['title']}"), style="bold")
+    console.print(
+        f"{detail['reason']} · {detail['severity']} · {detail['status']}"
+        f" · assignee {detail['assignee'] or '-'} · opened {detail['opened_at']}"
+    )
+    for line in detail["figures"]:
+        console.print(safe(line))
+    console.print(safe("Members: " + "; ".join(e["name"] for e in detail["entities"])))
+    evidence = Table(
+        "Posted", "Source", "Author", "Labels", "Text", title=f"Evidence ({len(detail['evidence'])})"
+    )
+    for m in detail["evidence"]:
+        evidence.add_row(
+            m["created_at"][:16].replace("T", " "),
+            safe(m["source"]),
+            safe(m["author"]),
+            ", ".join(m["labels"]),
+            safe(f"{m['text']}\n{m['url']}"),
+        )
+    console.print(evidence)
+    history = Table("When", "Who", "What", "Change", title="History")
+    for event in detail["history"]:
+        change = f"{event['from']} → {event['to']}" if event["from"] else event["to"]
+        history.add_row(
+            event["at"][:19].replace("T", " "),
+            safe(event["actor"]),
+            event["action"],
+            safe("\n".join(part for part in (change, event["note"]) if part)),
+        )
+    console.print(history)
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    case_id: int = typer.Argument(..., metavar="ID", help="Case number."),
+    status: str = typer.Option("", "--status", help="New status: triaged, escalated or closed."),
+    note: str = typer.Option("", "--note", help="A note for the case history."),
+    assignee: str = typer.Option(None, "--assignee", help="Who handles the case ('' to unassign)."),
+    by: str = typer.Option("", "--by", help="Who is making the change (default: your login name)."),
+) -> None:
+    """Change a case's status, assignee or notes; every change is kept in its history."""
+    from cases.workflow import get_case, update_case
+
+    if status in ("open", "all"):
+        raise VigilError(f"--status {status!r}: expected one of new, triaged, escalated, closed")
+    new_status = parse_statuses(status)[0] if status else None
+    if new_status is None and assignee is None and not note:
+        raise VigilError("nothing to change: give --status, --assignee and/or --note")
+    with runtime(ctx).transaction() as session:
+        case = get_case(session, case_id, for_update=True)
+        changes = update_case(
+            session, case, by=by or getpass.getuser(), status=new_status, assignee=assignee, note=note or None
+        )
+    console.print(safe(f"Case #{case_id}: " + ("; ".join(changes) or "no change") + "."))
+
+
+@app.command()
+def digest(
+    ctx: typer.Context,
+    week: str = typer.Option("", "--week", help="ISO week, e.g. 2026-W45; default: last week."),
+) -> None:
+    """Queue and send the weekly organisation digest now (each recipient and week once)."""
+    from alerts.config import load_config
+    from alerts.jobs import last_complete_week
+    from alerts.weeks import Week
+    from cases.jobs import send_due_digest
+
+    rt = runtime(ctx)
+    target = Week.parse(week) if week else last_complete_week(load_config(rt.settings))
+    queued = send_due_digest(rt, week=target)
+    console.print(f"Organisation digest for {target}: {queued or 0} emails queued (none if already sent).")
