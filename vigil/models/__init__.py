@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vigil.models.base import Base, utcnow
+from vigil.models.collector import SourceState
 from vigil.models.ops import OperatorEvent
 from vigil.models.register import Doctor, Practice, Recipient, Scope, Tenant, TenantKind
 from vigil.models.store import Classification, Mention, MentionEntity
@@ -17,6 +18,7 @@ __all__ = [
     "Practice",
     "Recipient",
     "Scope",
+    "SourceState",
     "Tenant",
     "TenantKind",
     "utcnow",

@@ -1,0 +1,50 @@
+"""The one way sources reach the network: a ``requests`` session with timeouts and redirection.
+
+Every source builds its client library on a session from ``http_session`` (tweepy, Mastodon.py
+and PRAW accept one; feeds and Care Opinion use it directly). The session
+
+* applies the collector's timeout to every request that does not set its own (``requests`` has
+  no default timeout, and tweepy never passes one: a silent hang would stop the collector);
+* sends Vigil's User-Agent;
+* can redirect a hard-coded production host to a configured base URL. tweepy always calls
+  ``https://api.twitter.com``; mounting a ``Redirect`` adapter for that prefix sends the same
+  requests to ``sources.x.base_url`` (a proxy, or a fake server on loopback in the tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from vigil.settings import Settings
+
+
+class VigilAdapter(HTTPAdapter):
+    """Sends requests with a default timeout, optionally rewriting their URL prefix."""
+
+    def __init__(self, timeout: float, rewrite: tuple[str, str] | None = None) -> None:
+        super().__init__()
+        self.timeout = timeout
+        self.rewrite = rewrite
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        if self.rewrite and request.url and request.url.startswith(self.rewrite[0]):
+            request.url = self.rewrite[1] + request.url[len(self.rewrite[0]) :]
+        return super().send(request, **kwargs)
+
+
+def http_session(settings: Settings, redirect: tuple[str, str] | None = None) -> requests.Session:
+    """A session for one source; ``redirect=(production_prefix, base_url)`` re-points a fixed host."""
+    session = requests.Session()
+    timeout = float(settings.collector.timeout_seconds)
+    session.headers["User-Agent"] = settings.collector.user_agent
+    session.mount("http://", VigilAdapter(timeout))
+    session.mount("https://", VigilAdapter(timeout))
+    if redirect and redirect[0].rstrip("/") != redirect[1].rstrip("/"):
+        prefix, base = redirect[0].rstrip("/"), redirect[1].rstrip("/")
+        session.mount(prefix + "/", VigilAdapter(timeout, (prefix, base)))
+    return session

@@ -1,0 +1,154 @@
+"""``vigil run``: one scheduler process running every pipeline step on its schedule.
+
+APScheduler 3 keeps the jobs in Vigil's database (table ``apscheduler_jobs``, which belongs to
+APScheduler and is left out of the migrations). Jobs are pickled there, so each job function is
+a module-level function taking only plain arguments; it finds the process's runtime through
+``current_runtime()``. Every job has a stable id and is added with ``replace_existing``, so a
+restart updates the jobs instead of adding copies, and keeps each job's next run time. Jobs of
+steps no longer configured (a source disabled) are removed at start-up.
+
+Run exactly one scheduler per database (APScheduler's job store is not safe to share between
+processes). Every step is idempotent, so a manual ``vigil collect --once`` meanwhile does no harm.
+
+Later steps add their jobs here: write a function ``settings -> list[JobSpec]`` and list it in
+``JOB_PROVIDERS`` (classify every minute, send alerts, a weekly digest on a ``CronTrigger``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from vigil.runtime import Runtime
+from vigil.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JOBS_TABLE = "apscheduler_jobs"
+_runtime: Runtime | None = None
+# Set when the process is asked to stop: long jobs finish their current batch and return.
+STOPPING = threading.Event()
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: str  # "module:function", importable and taking only picklable arguments
+    trigger: BaseTrigger
+    args: tuple[Any, ...] = ()
+    name: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def current_runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("no scheduler runtime: jobs run inside `vigil run`")
+    return _runtime
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs
+# ---------------------------------------------------------------------------------------------
+
+
+def collect_job(source: str) -> None:
+    """Scheduled poll of one source (each source is its own job: a slow one delays no other)."""
+    from collector.run import collect_once
+
+    collect_once(current_runtime(), source, stop=STOPPING)
+
+
+def collector_jobs(settings: Settings) -> list[JobSpec]:
+    from collector.sources import enabled_sources
+
+    jitter = int(settings.scheduler.jitter_seconds) or None
+    return [
+        JobSpec(
+            id=f"collect:{name}",
+            func="vigil.scheduler:collect_job",
+            trigger=IntervalTrigger(minutes=int(getattr(settings.sources, name).interval_minutes), jitter=jitter),
+            args=(name,),
+            name=f"Collect from {name}",
+        )
+        for name in enabled_sources(settings)
+    ]
+
+
+JOB_PROVIDERS: list[Callable[[Settings], list[JobSpec]]] = [collector_jobs]
+
+
+def scheduled_jobs(settings: Settings) -> list[JobSpec]:
+    return [spec for provider in JOB_PROVIDERS for spec in provider(settings)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The scheduler
+# ---------------------------------------------------------------------------------------------
+
+
+def build_scheduler(runtime: Runtime, specs: list[JobSpec]) -> BackgroundScheduler:
+    """A scheduler on Vigil's database with every job in ``specs`` (added or updated)."""
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=runtime.engine, tablename=JOBS_TABLE)},
+        executors={"default": ThreadPoolExecutor(max_workers=max(1, len(specs)))},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=UTC,
+    )
+    scheduler.start(paused=True)
+    existing = {job.id: job for job in scheduler.get_jobs()}
+    for job_id in set(existing) - {spec.id for spec in specs}:
+        log.info("removing job %s: it is no longer configured", job_id)
+        scheduler.remove_job(job_id)
+    for spec in specs:
+        previous = existing.get(spec.id)
+        first_run = previous.next_run_time if previous else datetime.now(UTC) + timedelta(seconds=1)
+        scheduler.add_job(
+            spec.func,
+            spec.trigger,
+            args=spec.args,
+            id=spec.id,
+            name=spec.name or spec.id,
+            replace_existing=True,
+            next_run_time=first_run,
+            **spec.options,
+        )
+    return scheduler
+
+
+def run(runtime: Runtime, until: threading.Event | None = None) -> None:
+    """Run the scheduler until SIGTERM or SIGINT (or ``until`` is set); stop after current batches."""
+    global _runtime
+    _runtime = runtime
+    stop = until or threading.Event()
+    STOPPING.clear()
+    if until is None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda number, frame: _request_stop(stop, number, frame))
+    scheduler = build_scheduler(runtime, scheduled_jobs(runtime.settings))
+    scheduler.resume()
+    log.info("scheduler running %d job(s): %s", len(scheduler.get_jobs()), ", ".join(j.id for j in scheduler.get_jobs()))
+    try:
+        stop.wait()
+    finally:
+        log.info("stopping: letting running jobs finish their current batch")
+        STOPPING.set()
+        scheduler.shutdown(wait=True)
+        _runtime = None
+        log.info("scheduler stopped")
+
+
+def _request_stop(stop: threading.Event, number: int, frame: FrameType | None) -> None:
+    log.info("received %s", signal.Signals(number).name)
+    stop.set()
