@@ -3,8 +3,9 @@
 Every source builds its client library on a session from ``http_session`` (tweepy, Mastodon.py
 and PRAW accept one; feeds and Care Opinion use it directly). The session
 
-* applies the collector's timeout to every request that does not set its own (``requests`` has
-  no default timeout, and tweepy never passes one: a silent hang would stop the collector);
+* caps every request's timeout at the collector's (``requests`` has no default timeout, tweepy
+  never passes one, and PRAW always passes 16 seconds whatever it is configured with): a hung
+  server must fail the poll, not stop the collector;
 * sends Vigil's User-Agent;
 * can redirect a hard-coded production host to a configured base URL. tweepy always calls
   ``https://api.twitter.com``; mounting a ``Redirect`` adapter for that prefix sends the same
@@ -22,7 +23,7 @@ from vigil.settings import Settings
 
 
 class VigilAdapter(HTTPAdapter):
-    """Sends requests with a default timeout, optionally rewriting their URL prefix."""
+    """Sends requests with at most Vigil's timeout, optionally rewriting their URL prefix."""
 
     def __init__(self, timeout: float, rewrite: tuple[str, str] | None = None) -> None:
         super().__init__()
@@ -30,11 +31,17 @@ class VigilAdapter(HTTPAdapter):
         self.rewrite = rewrite
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
+        kwargs["timeout"] = cap(kwargs.get("timeout"), self.timeout)
         if self.rewrite and request.url and request.url.startswith(self.rewrite[0]):
             request.url = self.rewrite[1] + request.url[len(self.rewrite[0]) :]
         return super().send(request, **kwargs)
+
+
+def cap(timeout: Any, limit: float) -> Any:
+    """The smaller of a requested timeout (a number, a (connect, read) pair, or None) and ``limit``."""
+    if isinstance(timeout, tuple):
+        return tuple(limit if part is None else min(part, limit) for part in timeout)
+    return limit if timeout is None else min(timeout, limit)
 
 
 def http_session(settings: Settings, redirect: tuple[str, str] | None = None) -> requests.Session:

@@ -38,10 +38,7 @@ class RedditSource:
             user_agent=options.user_agent,
             oauth_url=options.oauth_url,
             reddit_url=options.reddit_url,
-            requestor_kwargs={
-                "session": http_session(self.settings),
-                "timeout": float(self.settings.collector.timeout_seconds),
-            },
+            requestor_kwargs={"session": http_session(self.settings)},  # caps PRAW's fixed 16 s timeout
             check_for_updates=False,
             check_for_async=False,
         )
@@ -110,6 +107,8 @@ def classify_error(exc: Exception) -> SourceError:
         return SourceError(f"Reddit rate limit reached; resets at {reset:%H:%M} UTC", retry_after=reset)
     if isinstance(exc, prawcore.OAuthException):
         return SourceError(f"Reddit refused the app credentials: {exc}", permanent=True)
+    if isinstance(exc, prawcore.BadJSON):
+        return SourceError("Reddit answered with malformed JSON")
     if isinstance(exc, prawcore.ResponseException):
         status = exc.response.status_code
         if status in (401, 403):

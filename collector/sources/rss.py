@@ -20,7 +20,7 @@ import requests
 
 from collector.http import http_session
 from collector.post import Post
-from collector.sources.base import Batch, Context, SourceError, State, html_to_text, retry_in, retrying
+from collector.sources.base import Batch, Context, SourceError, State, html_to_text, parse_time, retry_in, retrying
 from collector.urls import unwrap_redirect
 
 PERMANENT = {401: "refused (401)", 403: "forbidden (403)", 404: "not found (404)", 410: "gone (410)"}
@@ -42,19 +42,24 @@ class FeedSource:
 
     def fetch(self, state: State) -> Batch:
         known = state.get("feeds", {})
-        validators: dict[str, dict[str, str]] = {}
+        feeds: dict[str, dict[str, str]] = {}
         posts: list[Post] = []
-        error: SourceError | None = None
+        errors: list[SourceError] = []
+        now = datetime.now(UTC)
         for url in self.feeds:
+            saved = known.get(url, {})
+            if saved.get("retry_after") and parse_time(saved["retry_after"]) > now:
+                feeds[url] = saved  # this feed's server asked us to wait; the others carry on
+                continue
             try:
-                read = retrying(self.settings, lambda url=url: self.read(url, known.get(url, {})), classify_error)
+                read = retrying(self.settings, lambda url=url, saved=saved: self.read(url, saved), classify_error)
             except SourceError as exc:
-                validators[url] = known.get(url, {})
-                error = error or SourceError(f"{url}: {exc.message}", permanent=exc.permanent, retry_after=None)
+                feeds[url] = {**saved, **({"retry_after": exc.retry_after.isoformat()} if exc.retry_after else {})}
+                errors.append(SourceError(f"{url}: {exc.message}", permanent=exc.permanent, retry_after=exc.retry_after))
                 continue
             posts.extend(read.posts)
-            validators[url] = read.validators
-        return Batch(posts, {"feeds": validators}, error=error)
+            feeds[url] = read.validators
+        return Batch(posts, {"feeds": feeds}, error=first_error(errors, len(self.feeds)))
 
     def read(self, url: str, saved: dict[str, str]) -> FeedRead:
         headers = {}
@@ -75,6 +80,18 @@ class FeedSource:
             [to_post(entry, url, title) for entry in parsed.entries],
             {key: value for key, value in found.items() if value},
         )
+
+
+def first_error(errors: list[SourceError], feeds: int) -> SourceError | None:
+    """The poll's error: every failing feed named; a retry time only if every feed must wait."""
+    if not errors:
+        return None
+    waits = [error.retry_after for error in errors if error.retry_after]
+    return SourceError(
+        "; ".join(error.message for error in errors),
+        permanent=any(error.permanent for error in errors),
+        retry_after=min(waits) if len(waits) == feeds else None,
+    )
 
 
 def check_status(response: requests.Response) -> None:

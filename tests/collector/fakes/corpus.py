@@ -28,12 +28,25 @@ def recent(minutes: float) -> datetime:
     return datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes)
 
 
-def make_corpus(count: int, phrase: str, *, every_minutes: float = 1.0, first: int = 1) -> list[Item]:
-    """``count`` posts naming ``phrase``, one a minute up to a minute ago, oldest first."""
+STEP = timedelta(seconds=30)
+FIRST_POST_AGE = timedelta(hours=6)
+
+
+def more_items(existing: list[Item], count: int, phrase: str) -> list[Item]:
+    """``count`` posts naming ``phrase``, 30 seconds apart, newer than every post in ``existing``.
+
+    The first posts are six hours old: inside the first read window, and leaving room for
+    later posts that are still in the past.
+    """
+    if existing:
+        start = max(item.created_at for item in existing) + STEP
+        first = max(item.number for item in existing) + 1
+    else:
+        start, first = datetime.now(UTC).replace(microsecond=0) - FIRST_POST_AGE, 1
     return [
         Item(
             number=first + index,
-            created_at=recent((count - index) * every_minutes),
+            created_at=start + STEP * index,
             text=f"Post {first + index}: {phrase} was rude to my mum at the surgery today",
             author=f"patient{(first + index) % 7}",
         )

@@ -7,7 +7,7 @@ import pytest
 from collector.sources.base import Context
 from collector.sources.bluesky import BlueskySource, forget_sessions
 from tests.collector.fakes.bluesky import CREATE_SESSION, HANDLE, PASSWORD, SEARCH, FakeBluesky
-from tests.collector.fakes.corpus import Item, make_corpus, recent
+from tests.collector.fakes.corpus import Item, more_items, recent
 from tests.collector.fakes.faults import CASE_IDS, CASES, Case, check_empty_result, check_several_pages, fetch_all
 from tests.collector.fakes.faults import source_settings as settings_for
 from tests.collector.fakes.server import FakeServer
@@ -25,7 +25,7 @@ class Harness:
         self.api = FakeBluesky(server)
 
     def seed(self, count: int) -> None:
-        self.api.items += make_corpus(count, NAME, first=len(self.api.items) + 1)
+        self.api.items += more_items(self.api.items, count, NAME)
 
     def source(self, **overrides: object) -> BlueskySource:
         settings = settings_for(
