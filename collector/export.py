@@ -57,7 +57,9 @@ def mention_records(
     session: Session, since: datetime | None, recipient: Recipient | None
 ) -> Iterator[dict[str, Any]]:
     """Mentions in creation order, a chunk at a time (exports can be large)."""
-    query = select(Mention).options(selectinload(Mention.classification)).order_by(Mention.created_at, Mention.id)
+    query = (
+        select(Mention).options(selectinload(Mention.classification)).order_by(Mention.created_at, Mention.id)
+    )
     if since is not None:
         query = query.where(Mention.created_at >= since)
     if recipient is not None:

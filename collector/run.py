@@ -138,7 +138,9 @@ class Unavailable:
 def start_source(name: str, context: Context) -> Source:
     try:
         return build_source(name, context)
-    except Exception as exc:  # a misconfigured client: record it, never crash the pass
+    except SourceError as exc:  # the source found its settings unusable
+        return Unavailable(name, SourceError(f"could not start: {exc.message}", permanent=exc.permanent))
+    except Exception as exc:  # a client library refused its configuration: record it, never crash
         log.exception("could not start source %s", name)
         return Unavailable(name, SourceError(f"could not start: {type(exc).__name__}: {exc}"))
 
@@ -201,14 +203,16 @@ def matcher_cache() -> Any:
     return MatcherCache()
 
 
-def match_posts(session: Session, settings: Settings, posts: Sequence[Post]) -> list[tuple[Post, list[Match]]]:
+def match_posts(
+    session: Session, settings: Settings, posts: Sequence[Post]
+) -> list[tuple[Post, list[Match]]]:
     """Each post with the entities it names; a post filed under an ODS code names that practice."""
     if not posts:
         return []
     matcher = matcher_cache().get(session, settings)
     practices: dict[str, int] = {}
     if any(post.extra.get("ods_codes") for post in posts):
-        practices = dict(session.execute(select(Practice.ods_code, Practice.id)).tuples().all())
+        practices = {ods: id_ for ods, id_ in session.execute(select(Practice.ods_code, Practice.id))}
     matched = []
     for post in posts:
         matches: list[Match] = list(matcher.match(post))

@@ -19,7 +19,14 @@ TRACKING_PARAMS = {
 }  # fmt: skip
 TRACKING_PREFIXES = ("utm_", "pk_", "hsa_", "oly_")
 X_HOSTS = {"twitter.com", "mobile.twitter.com", "m.twitter.com", "x.com", "mobile.x.com", "m.x.com"}
-REDDIT_HOSTS = {"reddit.com", "old.reddit.com", "new.reddit.com", "np.reddit.com", "m.reddit.com", "i.reddit.com"}
+REDDIT_HOSTS = {
+    "reddit.com",
+    "old.reddit.com",
+    "new.reddit.com",
+    "np.reddit.com",
+    "m.reddit.com",
+    "i.reddit.com",
+}
 X_STATUS = re.compile(r"^/(?:[^/]+|i(?:/web)?)/status(?:es)?/(\d+)")
 REDDIT_THREAD = re.compile(r"^(?:/r/[^/]+)?/comments/([a-z0-9]+)(?:/[^/]*)?(?:/([a-z0-9]+))?/?$", re.I)
 UNRESERVED_ESCAPE = re.compile(r"%(2[DdEe]|3[0-9]|[46][1-9A-Fa-f]|[57][0-9Aa]|5[Ff]|7[Ee])")

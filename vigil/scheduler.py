@@ -78,7 +78,9 @@ def collector_jobs(settings: Settings) -> list[JobSpec]:
         JobSpec(
             id=f"collect:{name}",
             func="vigil.scheduler:collect_job",
-            trigger=IntervalTrigger(minutes=int(getattr(settings.sources, name).interval_minutes), jitter=jitter),
+            trigger=IntervalTrigger(
+                minutes=int(getattr(settings.sources, name).interval_minutes), jitter=jitter
+            ),
             args=(name,),
             name=f"Collect from {name}",
         )
@@ -138,7 +140,11 @@ def run(runtime: Runtime, until: threading.Event | None = None) -> None:
             signal.signal(signum, lambda number, frame: _request_stop(stop, number, frame))
     scheduler = build_scheduler(runtime, scheduled_jobs(runtime.settings))
     scheduler.resume()
-    log.info("scheduler running %d job(s): %s", len(scheduler.get_jobs()), ", ".join(j.id for j in scheduler.get_jobs()))
+    log.info(
+        "scheduler running %d job(s): %s",
+        len(scheduler.get_jobs()),
+        ", ".join(j.id for j in scheduler.get_jobs()),
+    )
     try:
         stop.wait()
     finally:

@@ -28,7 +28,9 @@ SOURCES: dict[str, SourceSpec] = {
         SourceSpec("x", "collector.sources.x:XSource", ("bearer_token",)),
         SourceSpec("bluesky", "collector.sources.bluesky:BlueskySource", ("handle", "app_password")),
         SourceSpec("mastodon", "collector.sources.mastodon:MastodonSource", ("instances",)),
-        SourceSpec("reddit", "collector.sources.reddit:RedditSource", ("client_id", "client_secret", "subreddits")),
+        SourceSpec(
+            "reddit", "collector.sources.reddit:RedditSource", ("client_id", "client_secret", "subreddits")
+        ),
         SourceSpec("rss", "collector.sources.rss:FeedSource", ("feeds",)),
         SourceSpec("careopinion", "collector.sources.careopinion:CareOpinionSource", ("api_key",)),
     )

@@ -19,7 +19,17 @@ import requests
 
 from collector.http import http_session
 from collector.post import Post
-from collector.sources.base import Batch, Context, Page, SourceError, State, parse_time, retry_in, retrying, sweep
+from collector.sources.base import (
+    Batch,
+    Context,
+    Page,
+    SourceError,
+    State,
+    parse_time,
+    retry_in,
+    retrying,
+    sweep,
+)
 
 WEBSITE = "https://www.careopinion.org.uk"
 PAGE_SIZE = 100
@@ -37,12 +47,18 @@ class CareOpinionSource:
         self.session.headers["Authorization"] = f"SUBSCRIPTION_KEY {options.api_key.get()}"
         self.session.headers["Accept"] = "application/json"
         codes = list(context.ods_codes)
-        self.queries = [",".join(codes[i : i + CODES_PER_QUERY]) for i in range(0, len(codes), CODES_PER_QUERY)]
+        self.queries = [
+            ",".join(codes[i : i + CODES_PER_QUERY]) for i in range(0, len(codes), CODES_PER_QUERY)
+        ]
 
     def fetch(self, state: State) -> Batch:
         start = datetime.now(UTC) - timedelta(hours=int(self.settings.collector.backfill_hours))
         return sweep(
-            self.queries, state, self.fetch_page, max_pages=int(self.settings.collector.max_pages), first_start=start
+            self.queries,
+            state,
+            self.fetch_page,
+            max_pages=int(self.settings.collector.max_pages),
+            first_start=start,
         )
 
     def fetch_page(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
@@ -69,7 +85,9 @@ class CareOpinionSource:
         if status in (301, 302, 303, 307, 308, 401, 403):
             raise SourceError(f"Care Opinion refused the API key ({status})", permanent=True)
         if status == 429:
-            raise SourceError("Care Opinion rate limit reached (5 requests a second)", retry_after=retry_in(60))
+            raise SourceError(
+                "Care Opinion rate limit reached (5 requests a second)", retry_after=retry_in(60)
+            )
         if status >= 400:
             raise SourceError(f"Care Opinion answered {status}")
         opinions = response.json()
@@ -80,7 +98,9 @@ class CareOpinionSource:
 
 def to_post(opinion: dict[str, Any]) -> Post:
     links = opinion.get("links") or []
-    codes = [str(link["id"]).upper() for link in links if link.get("rel") == "healthservice" and link.get("id")]
+    codes = [
+        str(link["id"]).upper() for link in links if link.get("rel") == "healthservice" and link.get("id")
+    ]
     title, body = opinion.get("title") or "", opinion.get("body") or ""
     return Post(
         source="careopinion",

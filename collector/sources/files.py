@@ -100,7 +100,9 @@ def _jsonl_rows(path: Path, text: str, errors: list[RowError]) -> Iterator[tuple
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            errors.append(RowError(str(path), number, "", f"is not valid JSON ({exc.msg} at column {exc.colno})"))
+            errors.append(
+                RowError(str(path), number, "", f"is not valid JSON ({exc.msg} at column {exc.colno})")
+            )
             continue
         if not isinstance(value, dict):
             errors.append(RowError(str(path), number, "", "is not a JSON object"))

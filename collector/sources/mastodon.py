@@ -29,7 +29,17 @@ from mastodon import (
 
 from collector.http import http_session
 from collector.post import Post
-from collector.sources.base import Batch, Context, Page, SourceError, State, html_to_text, reset_time, retrying, sweep
+from collector.sources.base import (
+    Batch,
+    Context,
+    Page,
+    SourceError,
+    State,
+    html_to_text,
+    reset_time,
+    retrying,
+    sweep,
+)
 
 PAGE_SIZE = 40
 
@@ -41,12 +51,15 @@ class MastodonSource:
         self.settings = context.settings
         options = context.options(self.name)
         token = options.access_token.get() or None
+        instances = [checked_instance(url) for url in options.instances]
         self.clients = {
             instance: self.client(instance, token if index == 0 else None)
-            for index, instance in enumerate(options.instances)
+            for index, instance in enumerate(instances)
         }
-        home = options.instances[0]
-        self.queries = [f"{instance} #{tag.lstrip('#')}" for instance in options.instances for tag in options.hashtags]
+        home = instances[0]
+        self.queries = [
+            f"{instance} #{tag.lstrip('#')}" for instance in instances for tag in options.hashtags
+        ]
         if token and options.search:
             self.queries += [f'{home} "{name}"' for name in context.names]
 
@@ -64,17 +77,23 @@ class MastodonSource:
     def fetch(self, state: State) -> Batch:
         start = datetime.now(UTC) - timedelta(hours=int(self.settings.collector.backfill_hours))
         return sweep(
-            self.queries, state, self.fetch_page, max_pages=int(self.settings.collector.max_pages), first_start=start
+            self.queries,
+            state,
+            self.fetch_page,
+            max_pages=int(self.settings.collector.max_pages),
+            first_start=start,
         )
 
     def fetch_page(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
         instance, _, term = query.partition(" ")
         api = self.clients[instance]
-        if term.startswith("#"):
-            call = lambda: api.timeline_hashtag(term[1:], since_id=since or start, max_id=cursor, limit=PAGE_SIZE)  # noqa: E731
-        else:
-            call = lambda: api.search_v2(term, result_type="statuses", max_id=cursor, limit=PAGE_SIZE).statuses  # noqa: E731
-        statuses = list(retrying(self.settings, call, lambda exc: classify_error(exc, api)))
+
+        def read() -> list[Any]:
+            if term.startswith("#"):
+                return api.timeline_hashtag(term[1:], since_id=since or start, max_id=cursor, limit=PAGE_SIZE)
+            return api.search_v2(term, result_type="statuses", max_id=cursor, limit=PAGE_SIZE).statuses
+
+        statuses = list(retrying(self.settings, read, lambda exc: classify_error(exc, api)))
         fresh = [s for s in statuses if is_newer(s, since, start)]
         posts = [to_post(status, instance) for status in fresh if not status.get("reblog")]
         full_page = len(statuses) == PAGE_SIZE and len(fresh) == len(statuses)
@@ -83,6 +102,16 @@ class MastodonSource:
             cursor=str(statuses[-1]["id"]) if full_page else None,
             newest=str(fresh[0]["id"]) if fresh else None,
         )
+
+
+def checked_instance(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise SourceError(
+            f"sources.mastodon.instances: {url!r} is not an instance URL such as https://mastodon.social",
+            permanent=True,
+        )
+    return url.strip().rstrip("/")
 
 
 def is_newer(status: Any, since: str | None, start: datetime) -> bool:
@@ -97,7 +126,11 @@ def to_post(status: Any, instance: str) -> Post:
     domain = urlsplit(instance).hostname or ""
     acct = account["acct"] if "@" in account["acct"] else f"{account['acct']}@{domain}"
     replied = next(
-        (m["acct"] for m in status.get("mentions") or [] if str(m["id"]) == str(status.get("in_reply_to_account_id"))),
+        (
+            m["acct"]
+            for m in status.get("mentions") or []
+            if str(m["id"]) == str(status.get("in_reply_to_account_id"))
+        ),
         None,
     )
     text = html_to_text(status["content"] or "")
@@ -125,7 +158,9 @@ def classify_error(exc: Exception, api: Mastodon) -> SourceError:
     if isinstance(exc, MastodonUnauthorizedError):
         return SourceError(f"Mastodon refused the access token: {api_message(exc)}", permanent=True)
     if isinstance(exc, MastodonNotFoundError):
-        return SourceError(f"Mastodon has no such endpoint (check the instance URL): {api_message(exc)}", permanent=True)
+        return SourceError(
+            f"Mastodon has no such endpoint (check the instance URL): {api_message(exc)}", permanent=True
+        )
     if isinstance(exc, MastodonServerError | MastodonNetworkError | requests.RequestException):
         return SourceError(f"Mastodon could not be reached: {type(exc).__name__}: {api_message(exc)}")
     if isinstance(exc, MastodonAPIError) and len(exc.args) > 1 and exc.args[1] in (403, 422):

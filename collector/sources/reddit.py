@@ -20,7 +20,17 @@ import prawcore
 
 from collector.http import http_session
 from collector.post import Post
-from collector.sources.base import Batch, Context, Page, SourceError, State, parse_time, retry_in, retrying, sweep
+from collector.sources.base import (
+    Batch,
+    Context,
+    Page,
+    SourceError,
+    State,
+    parse_time,
+    retry_in,
+    retrying,
+    sweep,
+)
 
 MAX_QUERY = 512
 PAGE_SIZE = 100
@@ -48,7 +58,11 @@ class RedditSource:
     def fetch(self, state: State) -> Batch:
         start = datetime.now(UTC) - timedelta(hours=int(self.settings.collector.backfill_hours))
         return sweep(
-            self.queries, state, self.fetch_page, max_pages=int(self.settings.collector.max_pages), first_start=start
+            self.queries,
+            state,
+            self.fetch_page,
+            max_pages=int(self.settings.collector.max_pages),
+            first_start=start,
         )
 
     def fetch_page(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
@@ -114,7 +128,9 @@ def classify_error(exc: Exception) -> SourceError:
         if status in (401, 403):
             return SourceError(f"Reddit refused the app credentials ({status}): {exc}", permanent=True)
         if status in (404, 302):
-            return SourceError(f"Reddit has no such subreddit ({status}): check sources.reddit.subreddits", permanent=True)
+            return SourceError(
+                f"Reddit has no such subreddit ({status}): check sources.reddit.subreddits", permanent=True
+            )
         return SourceError(f"Reddit answered {status}: {exc}")
     if isinstance(exc, prawcore.PrawcoreException | ValueError):
         return SourceError(f"Reddit could not be reached: {type(exc).__name__}: {exc}")

@@ -20,7 +20,16 @@ import requests
 
 from collector.http import http_session
 from collector.post import Post
-from collector.sources.base import Batch, Context, SourceError, State, html_to_text, parse_time, retry_in, retrying
+from collector.sources.base import (
+    Batch,
+    Context,
+    SourceError,
+    State,
+    html_to_text,
+    parse_time,
+    retry_in,
+    retrying,
+)
 from collector.urls import unwrap_redirect
 
 PERMANENT = {401: "refused (401)", 403: "forbidden (403)", 404: "not found (404)", 410: "gone (410)"}
@@ -52,10 +61,17 @@ class FeedSource:
                 feeds[url] = saved  # this feed's server asked us to wait; the others carry on
                 continue
             try:
-                read = retrying(self.settings, lambda url=url, saved=saved: self.read(url, saved), classify_error)
+                read = retrying(
+                    self.settings, lambda url=url, saved=saved: self.read(url, saved), classify_error
+                )
             except SourceError as exc:
-                feeds[url] = {**saved, **({"retry_after": exc.retry_after.isoformat()} if exc.retry_after else {})}
-                errors.append(SourceError(f"{url}: {exc.message}", permanent=exc.permanent, retry_after=exc.retry_after))
+                feeds[url] = {
+                    **saved,
+                    **({"retry_after": exc.retry_after.isoformat()} if exc.retry_after else {}),
+                }
+                errors.append(
+                    SourceError(f"{url}: {exc.message}", permanent=exc.permanent, retry_after=exc.retry_after)
+                )
                 continue
             posts.extend(read.posts)
             feeds[url] = read.validators
@@ -71,11 +87,16 @@ class FeedSource:
         if response.status_code == 304:
             return FeedRead([], saved)
         check_status(response)
-        parsed = feedparser.parse(response.content, response_headers={k.lower(): v for k, v in response.headers.items()})
+        parsed = feedparser.parse(
+            response.content, response_headers={k.lower(): v for k, v in response.headers.items()}
+        )
         if parsed.bozo and not parsed.entries:
             raise SourceError(f"not a readable RSS or Atom feed ({parsed.get('bozo_exception')})")
         title = parsed.feed.get("title", "")
-        found = {"etag": response.headers.get("ETag", ""), "modified": response.headers.get("Last-Modified", "")}
+        found = {
+            "etag": response.headers.get("ETag", ""),
+            "modified": response.headers.get("Last-Modified", ""),
+        }
         return FeedRead(
             [to_post(entry, url, title) for entry in parsed.entries],
             {key: value for key, value in found.items() if value},

@@ -24,12 +24,29 @@ import tweepy
 
 from collector.http import http_session
 from collector.post import Post
-from collector.sources.base import Batch, Context, Notice, Page, SourceError, State, reset_time, retrying, sweep
+from collector.sources.base import (
+    Batch,
+    Context,
+    Notice,
+    Page,
+    SourceError,
+    State,
+    reset_time,
+    retrying,
+    sweep,
+)
 
 log = logging.getLogger(__name__)
 
 X_API = "https://api.twitter.com"
-TWEET_FIELDS = ["created_at", "conversation_id", "lang", "author_id", "in_reply_to_user_id", "referenced_tweets"]
+TWEET_FIELDS = [
+    "created_at",
+    "conversation_id",
+    "lang",
+    "author_id",
+    "in_reply_to_user_id",
+    "referenced_tweets",
+]
 EXPANSIONS = ["author_id", "in_reply_to_user_id"]
 SEARCH_WINDOW = timedelta(days=7)
 WARN_AT = 0.8
@@ -103,11 +120,16 @@ class XSource:
         spent = f"{usage['reads']:,} of {self.budget:,} posts read in {usage['month']} (about ${cost:,.2f})"
         if usage["reads"] >= self.budget and not usage.get("stopped"):
             usage["stopped"] = True
-            message = f"X reading has stopped until next month: {spent}. Raise sources.x.monthly_read_budget to resume."
+            message = (
+                f"X reading has stopped until next month: {spent}. "
+                "Raise sources.x.monthly_read_budget to resume."
+            )
             notices.append(Notice("x_budget_spent", "X read budget spent", message))
         elif usage["reads"] >= WARN_AT * self.budget and not usage.get("warned"):
             usage["warned"] = True
-            message = f"X has used {usage['reads'] / max(self.budget, 1):.0%} of its monthly read budget: {spent}."
+            message = (
+                f"X has used {usage['reads'] / max(self.budget, 1):.0%} of its monthly read budget: {spent}."
+            )
             notices.append(Notice("x_budget_warning", "X read budget at 80 %", message))
         return notices
 

@@ -23,8 +23,12 @@ mentions_app = new_app("Export stored mentions.")
 @app.callback(invoke_without_command=True)
 def collect(
     ctx: typer.Context,
-    once: bool = typer.Option(False, "--once", help="Poll each enabled source until it has nothing new, then exit."),
-    source: str | None = typer.Option(None, "--source", "-s", help="Poll only this source (x, bluesky, ...)."),
+    once: bool = typer.Option(
+        False, "--once", help="Poll each enabled source until it has nothing new, then exit."
+    ),
+    source: str | None = typer.Option(
+        None, "--source", "-s", help="Poll only this source (x, bluesky, ...)."
+    ),
 ) -> None:
     """Poll sources once (``--once``); ``vigil run`` polls them on their schedules."""
     if ctx.invoked_subcommand is not None:
@@ -77,9 +81,14 @@ def export(
     ctx: typer.Context,
     fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or csv."),
     since: datetime | None = typer.Option(
-        None, "--since", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="Only mentions posted from this date (UTC)."
+        None,
+        "--since",
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+        help="Only mentions posted from this date (UTC).",
     ),
-    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="File to write (default: standard output)."
+    ),
     recipient: str | None = typer.Option(
         None, "--recipient", help="Only what this recipient (by email) may see: their practice's mentions."
     ),
@@ -97,7 +106,9 @@ def export(
                 raise VigilError(f"no recipient {recipient} in the register")
         target = output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout)
         with target as out:
-            count = export_mentions(session, out, fmt, since=since.replace(tzinfo=UTC) if since else None, recipient=reader)
+            count = export_mentions(
+                session, out, fmt, since=since.replace(tzinfo=UTC) if since else None, recipient=reader
+            )
     if output is not None:
         err_console.print(f"wrote {count} mention(s) to {output}")
 

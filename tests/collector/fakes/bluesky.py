@@ -72,7 +72,13 @@ class FakeBluesky:
         refresh = jwt(ACCOUNT_DID, "com.atproto.refresh", 90 * 86400)
         self.valid_access.add(access)
         self.valid_refresh.add(refresh)
-        return {"accessJwt": access, "refreshJwt": refresh, "handle": HANDLE, "did": ACCOUNT_DID, "active": True}
+        return {
+            "accessJwt": access,
+            "refreshJwt": refresh,
+            "handle": HANDLE,
+            "did": ACCOUNT_DID,
+            "active": True,
+        }
 
     def create_session(self, request: Request) -> Reply:
         body = request.json()
@@ -126,14 +132,24 @@ def post_view(item: Item) -> dict[str, object]:
     did = did_of(item.author)
     rkey = f"3k{item.number:011d}"
     stamp = item.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    record: dict[str, object] = {"$type": "app.bsky.feed.post", "text": item.text, "createdAt": stamp, "langs": ["en"]}
+    record: dict[str, object] = {
+        "$type": "app.bsky.feed.post",
+        "text": item.text,
+        "createdAt": stamp,
+        "langs": ["en"],
+    }
     if item.reply_to:
         parent = {"uri": f"at://{did_of(item.reply_to)}/app.bsky.feed.post/3kparent00001", "cid": cid(0)}
         record["reply"] = {"root": parent, "parent": parent}
     return {
         "uri": f"at://{did}/app.bsky.feed.post/{rkey}",
         "cid": cid(item.number),
-        "author": {"did": did, "handle": handle_of(item.author), "displayName": item.author.title(), "labels": []},
+        "author": {
+            "did": did,
+            "handle": handle_of(item.author),
+            "displayName": item.author.title(),
+            "labels": [],
+        },
         "record": record,
         "replyCount": 0,
         "repostCount": 0,

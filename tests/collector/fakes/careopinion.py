@@ -33,8 +33,16 @@ def opinion(item: Item, ods: str, base_url: str) -> dict[str, object]:
         "authorAgeGroup": "45-54",
         "submissionRoute": "Web",
         "links": [
-            {"rel": "self", "id": str(1_200_000 + item.number), "href": f"{base_url}{PATH}/{1_200_000 + item.number}"},
-            {"rel": "healthservice", "id": ods.lower(), "href": f"{base_url}/api/v2/healthservices/{ods.lower()}"},
+            {
+                "rel": "self",
+                "id": str(1_200_000 + item.number),
+                "href": f"{base_url}{PATH}/{1_200_000 + item.number}",
+            },
+            {
+                "rel": "healthservice",
+                "id": ods.lower(),
+                "href": f"{base_url}/api/v2/healthservices/{ods.lower()}",
+            },
         ],
     }
 
@@ -64,7 +72,9 @@ class FakeCareOpinion:
         found = [item for item in self.items if self.ods_of(item) in codes]
         if request.arg("publishedafter"):
             after = datetime.fromisoformat(request.arg("publishedafter") or "")
-            found = [item for item in found if item.created_at.replace(tzinfo=None) >= after.replace(tzinfo=None)]
+            found = [
+                item for item in found if item.created_at.replace(tzinfo=None) >= after.replace(tzinfo=None)
+            ]
         descending = (request.arg("dateofpublicationorder") or "ascending") == "descending"
         found.sort(key=lambda item: item.created_at, reverse=descending)
         skip, take = int(request.arg("skip") or 0), min(int(request.arg("take") or 10), self.page_size)

@@ -62,8 +62,15 @@ CASES = [
     Case("rate limit with reset header", lambda api: api.rate_limited(), None, "rate_limited"),
     Case("500 once, then the retry succeeds", lambda api: Reply(500, b"Internal Server Error"), 1, "ok"),
     Case("503 on every attempt", lambda api: Reply(503, b"Service Unavailable"), None, "transient"),
-    Case("timeout once, then the retry succeeds", lambda api: Reply(200, b"{}", delay=CLIENT_TIMEOUT * 3), 1, "ok"),
-    Case("timeout on every attempt", lambda api: Reply(200, b"{}", delay=CLIENT_TIMEOUT * 3), None, "transient"),
+    Case(
+        "timeout once, then the retry succeeds",
+        lambda api: Reply(200, b"{}", delay=CLIENT_TIMEOUT * 3),
+        1,
+        "ok",
+    ),
+    Case(
+        "timeout on every attempt", lambda api: Reply(200, b"{}", delay=CLIENT_TIMEOUT * 3), None, "transient"
+    ),
     Case(
         "malformed JSON on every attempt",
         lambda api: Reply(200, b'{"data": [{"id": ', {"Content-Type": "application/json"}),

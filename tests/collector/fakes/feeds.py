@@ -23,7 +23,7 @@ def atom(items: list[Item], feed: str) -> str:
   <entry>
     <id>tag:google.com,2013:googlealerts/feed:{9000000000 + item.number}</id>
     <title type="html">{escape(item.text.replace("Amira Hassan", "<b>Amira Hassan</b>"))}</title>
-    <link href="https://www.google.com/url?rct=j&amp;sa=t&amp;url={quote(story_url(item), safe='')}&amp;ct=ga&amp;cd=CAIyGjA&amp;usg=AOvVaw0"/>
+    <link href="https://www.google.com/url?rct=j&amp;sa=t&amp;url={quote(story_url(item), safe="")}&amp;ct=ga&amp;cd=CAIyGjA&amp;usg=AOvVaw0"/>
     <published>{item.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")}</published>
     <updated>{item.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")}</updated>
     <content type="html">{escape("<p>" + item.text + " &hellip;</p>")}</content>
@@ -90,4 +90,6 @@ class FakeFeeds:
         if request.headers.get("if-none-match") == etag:
             return Reply(304, b"", {"ETag": etag})
         content_type = "application/atom+xml; charset=utf-8" if self.kind == "atom" else "application/rss+xml"
-        return Reply(200, body, {"Content-Type": content_type, "ETag": etag, "Last-Modified": self.last_modified})
+        return Reply(
+            200, body, {"Content-Type": content_type, "ETag": etag, "Last-Modified": self.last_modified}
+        )

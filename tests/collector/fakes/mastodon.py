@@ -71,7 +71,7 @@ def status(item: Item, tag: str) -> dict[str, object]:
         "reblogs_count": 0,
         "favourites_count": 2,
         "edited_at": None,
-        "content": f"<p>{html.escape(item.text)} <a href=\"https://{DOMAIN}/tags/{tag}\" class=\"mention hashtag\" "
+        "content": f'<p>{html.escape(item.text)} <a href="https://{DOMAIN}/tags/{tag}" class="mention hashtag" '
         f'rel="tag">#<span>{tag}</span></a></p>',
         "reblog": None,
         "application": {"name": "Web", "website": None},
@@ -125,7 +125,9 @@ class FakeMastodon:
         )
 
     def instance_v2(self, request: Request) -> Reply:
-        return json_reply({"domain": DOMAIN, "title": "Fake Mastodon", "version": "4.2.10", "api_versions": {}})
+        return json_reply(
+            {"domain": DOMAIN, "title": "Fake Mastodon", "version": "4.2.10", "api_versions": {}}
+        )
 
     def page(self, request: Request, found: list[Item]) -> Reply:
         since, max_id = request.arg("since_id"), request.arg("max_id")
@@ -134,7 +136,9 @@ class FakeMastodon:
         if max_id:
             found = [item for item in found if item.mastodon_id() < int(max_id)]
         found.sort(key=lambda item: item.mastodon_id(), reverse=True)
-        return json_reply([status(item, self.tag) for item in found[: min(int(request.arg("limit") or 20), 40)]])
+        return json_reply(
+            [status(item, self.tag) for item in found[: min(int(request.arg("limit") or 20), 40)]]
+        )
 
     def tag_timeline(self, request: Request) -> Reply:
         auth = request.headers.get("authorization")

@@ -30,7 +30,7 @@ def submission(item: Item, subreddit: str) -> dict[str, object]:
             "name": f"t3_{base36}",
             "title": item.text,
             "selftext": "Anyone else had this?",
-            "selftext_html": "<!-- SC_OFF --><div class=\"md\"><p>Anyone else had this?</p></div>",
+            "selftext_html": '<!-- SC_OFF --><div class="md"><p>Anyone else had this?</p></div>',
             "author": item.author,
             "author_fullname": f"t2_{numbers_to_base36(item.number + 5000)}",
             "created_utc": item.created_at.timestamp(),
@@ -69,7 +69,11 @@ class FakeReddit:
 
     def rate_limited(self) -> Reply:
         headers = {"x-ratelimit-used": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "240"}
-        return Reply(429, b'{"message": "Too Many Requests", "error": 429}', {"Content-Type": "application/json", **headers})
+        return Reply(
+            429,
+            b'{"message": "Too Many Requests", "error": 429}',
+            {"Content-Type": "application/json", **headers},
+        )
 
     def unauthorized(self) -> Reply:
         return json_reply({"message": "Unauthorized", "error": 401}, 401)
@@ -80,11 +84,17 @@ class FakeReddit:
             return self.unauthorized()
         if request.form().get("grant_type") != "client_credentials":
             return json_reply({"error": "unsupported_grant_type"})
-        return json_reply({"access_token": ACCESS_TOKEN, "token_type": "bearer", "expires_in": 86400, "scope": "*"})
+        return json_reply(
+            {"access_token": ACCESS_TOKEN, "token_type": "bearer", "expires_in": 86400, "scope": "*"}
+        )
 
     def search(self, request: Request) -> Reply:
         if request.headers.get("authorization") != f"bearer {ACCESS_TOKEN}":
-            return json_reply({"message": "Unauthorized", "error": 401}, 401, **{"www-authenticate": 'Bearer realm="reddit", error="invalid_token"'})
+            return json_reply(
+                {"message": "Unauthorized", "error": 401},
+                401,
+                **{"www-authenticate": 'Bearer realm="reddit", error="invalid_token"'},
+            )
         terms = [term.lower() for term in re.findall(r'"([^"]+)"', request.arg("q") or "")]
         found = [item for item in self.items if any(term in item.text.lower() for term in terms)]
         found.sort(key=lambda item: item.created_at, reverse=True)
@@ -100,7 +110,14 @@ class FakeReddit:
         return json_reply(
             {
                 "kind": "Listing",
-                "data": {"after": next_after, "dist": len(page), "modhash": "", "geo_filter": "", "children": page, "before": None},
+                "data": {
+                    "after": next_after,
+                    "dist": len(page),
+                    "modhash": "",
+                    "geo_filter": "",
+                    "children": page,
+                    "before": None,
+                },
             },
             **{"x-ratelimit-used": "3", "x-ratelimit-remaining": "97", "x-ratelimit-reset": "400"},
         )

@@ -34,7 +34,11 @@ class FakeX:
 
     def rate_limited(self, reset_in: int = 600) -> Reply:
         reset = int(time.time()) + reset_in
-        headers = {"x-rate-limit-limit": "450", "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)}
+        headers = {
+            "x-rate-limit-limit": "450",
+            "x-rate-limit-remaining": "0",
+            "x-rate-limit-reset": str(reset),
+        }
         return json_reply(problem(429, "Too Many Requests", "Too Many Requests"), 429, **headers)
 
     def unauthorized(self) -> Reply:

@@ -8,7 +8,14 @@ from collector.sources.base import Context
 from collector.sources.bluesky import BlueskySource, forget_sessions
 from tests.collector.fakes.bluesky import CREATE_SESSION, HANDLE, PASSWORD, SEARCH, FakeBluesky
 from tests.collector.fakes.corpus import Item, more_items, recent
-from tests.collector.fakes.faults import CASE_IDS, CASES, Case, check_empty_result, check_several_pages, fetch_all
+from tests.collector.fakes.faults import (
+    CASE_IDS,
+    CASES,
+    Case,
+    check_empty_result,
+    check_several_pages,
+    fetch_all,
+)
 from tests.collector.fakes.faults import source_settings as settings_for
 from tests.collector.fakes.server import FakeServer
 

@@ -36,7 +36,9 @@ class Harness:
         self.api.items += more_items(self.api.items, count, NAME)
 
     def source(self) -> FeedSource:
-        settings = source_settings(sources__rss__enabled=True, sources__rss__feeds=self.api.urls(self.server.base_url))
+        settings = source_settings(
+            sources__rss__enabled=True, sources__rss__feeds=self.api.urls(self.server.base_url)
+        )
         return FeedSource(Context(settings=settings))
 
 
