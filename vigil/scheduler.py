@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -136,8 +135,9 @@ def run(runtime: Runtime, until: threading.Event | None = None) -> None:
     stop = until or threading.Event()
     STOPPING.clear()
     if until is None:
+        # A signal handler only sets the event: logging from it could re-enter a write in progress.
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda number, frame: _request_stop(stop, number, frame))
+            signal.signal(signum, lambda number, frame: stop.set())
     scheduler = build_scheduler(runtime, scheduled_jobs(runtime.settings))
     scheduler.resume()
     log.info(
@@ -148,13 +148,8 @@ def run(runtime: Runtime, until: threading.Event | None = None) -> None:
     try:
         stop.wait()
     finally:
-        log.info("stopping: letting running jobs finish their current batch")
+        log.info("stopping (SIGTERM, SIGINT or asked to): letting running jobs finish their current batch")
         STOPPING.set()
         scheduler.shutdown(wait=True)
         _runtime = None
         log.info("scheduler stopped")
-
-
-def _request_stop(stop: threading.Event, number: int, frame: FrameType | None) -> None:
-    log.info("received %s", signal.Signals(number).name)
-    stop.set()

@@ -67,6 +67,7 @@ class FakeFeeds:
     """Feeds ``/feeds/alerts-0``, ``alerts-1``, ...; ``feed N`` serves the items with ``number % feeds == N``."""
 
     def __init__(self, server: FakeServer, feeds: int = 1, kind: str = "atom") -> None:
+        self.server = server
         self.items: list[Item] = []
         self.feeds = feeds
         self.kind = kind
