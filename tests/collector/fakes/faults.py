@@ -39,14 +39,13 @@ class Harness(Protocol):
 
 def source_settings(**overrides: Any) -> Settings:
     """Settings for a source under test: fast timeouts and retries, nothing from the environment."""
-    settings = load_settings(environ={})
-    return settings.with_overrides(
-        collector__timeout_seconds=CLIENT_TIMEOUT,
-        collector__retry_attempts=2,
-        collector__retry_wait_seconds=0,
-        collector__max_pages=100,
-        **overrides,
-    )
+    defaults: dict[str, Any] = {
+        "collector__timeout_seconds": CLIENT_TIMEOUT,
+        "collector__retry_attempts": 2,
+        "collector__retry_wait_seconds": 0,
+        "collector__max_pages": 100,
+    }
+    return load_settings(environ={}).with_overrides(**{**defaults, **overrides})
 
 
 @dataclass(frozen=True)
