@@ -28,6 +28,9 @@ from tests.collector.fakes.bluesky import HANDLE, PASSWORD, SEARCH, FakeBluesky
 from tests.collector.fakes.corpus import Item, more_items
 from tests.collector.fakes.reddit import CLIENT_ID, CLIENT_SECRET, SEARCH_PATH, FakeReddit
 from tests.collector.fakes.server import FakeServer, Request
+from tests.collector.fakes.x import PATH as X_PATH
+from tests.collector.fakes.x import TOKEN as X_TOKEN
+from tests.collector.fakes.x import FakeX
 from tests.conftest import Tenancy
 from vigil.models import Mention, MentionEntity
 
@@ -41,6 +44,18 @@ class Fake:
     page_path: str  # regex of the path pages are read from
     corpus: list[Item]
     env: dict[str, str]
+
+
+def x(server: FakeServer) -> Fake:
+    api = FakeX(server)
+    api.items += more_items([], 57, PHRASE)
+    env = {
+        "VIGIL_SOURCES__X__ENABLED": "true",
+        "VIGIL_SOURCES__X__BASE_URL": server.base_url,
+        "VIGIL_SOURCES__X__BEARER_TOKEN": X_TOKEN,
+        "VIGIL_SOURCES__X__MAX_RESULTS": "10",
+    }
+    return Fake("x", X_PATH, api.items, env)
 
 
 def bluesky(server: FakeServer) -> Fake:
@@ -68,7 +83,7 @@ def reddit(server: FakeServer) -> Fake:
     return Fake("reddit", SEARCH_PATH, api.items, env)
 
 
-FAKES: dict[str, Callable[[FakeServer], Fake]] = {"bluesky": bluesky, "reddit": reddit}
+FAKES: dict[str, Callable[[FakeServer], Fake]] = {"x": x, "bluesky": bluesky, "reddit": reddit}
 
 
 class Collector:
