@@ -13,7 +13,6 @@ other sources carry on.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -24,10 +23,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from collector.matching import EntityMatch, MatcherCache, load_entities
 from collector.post import Post
 from collector.sources import build_source, enabled_sources
 from collector.sources.base import Batch, Context, Source, SourceError
-from collector.store import Match, StoreReport, store_matched
+from collector.store import StoreReport, store_matched
 from vigil.errors import VigilError
 from vigil.models import Doctor, Practice
 from vigil.models.collector import SourceState
@@ -46,16 +46,6 @@ class SourceReport:
     store: StoreReport = field(default_factory=StoreReport)
     error: str | None = None
     skipped: str | None = None
-
-
-@dataclass(frozen=True)
-class PracticeMatch:
-    """A post a source files under a practice's ODS code (Care Opinion) names that practice."""
-
-    practice_id: int
-    matched_text: str
-    reason: str
-    doctor_id: int | None = None
 
 
 class CheckpointMoved(Exception):
@@ -80,8 +70,6 @@ def collect_once(
 
 def load_context(session: Session, settings: Settings) -> Context:
     """What sources build their queries from: the register as it is now."""
-    from collector.matching import load_entities
-
     names: list[str] = []
     for full_name, aliases in session.execute(select(Doctor.full_name, Doctor.aliases)):
         names.extend([full_name, *aliases])
@@ -195,33 +183,29 @@ def advance_checkpoint(session: Session, name: str, state: dict[str, Any], versi
     return version + 1
 
 
-@functools.cache
-def matcher_cache() -> Any:
-    """One matcher cache per process: the automaton is rebuilt only when the register changes."""
-    from collector.matching import MatcherCache
-
-    return MatcherCache()
+# One per process: the automaton is rebuilt only when the register (or [matching]) changes.
+MATCHERS = MatcherCache()
 
 
 def match_posts(
     session: Session, settings: Settings, posts: Sequence[Post]
-) -> list[tuple[Post, list[Match]]]:
+) -> list[tuple[Post, list[EntityMatch]]]:
     """Each post with the entities it names; a post filed under an ODS code names that practice."""
     if not posts:
         return []
-    matcher = matcher_cache().get(session, settings)
+    matcher = MATCHERS.get(session, settings)
     practices: dict[str, int] = {}
     if any(post.extra.get("ods_codes") for post in posts):
         practices = {ods: id_ for ods, id_ in session.execute(select(Practice.ods_code, Practice.id))}
     matched = []
     for post in posts:
-        matches: list[Match] = list(matcher.match(post))
+        matches = matcher.match(post)
         named = {match.practice_id for match in matches}
         for ods in post.extra.get("ods_codes", []):
             practice_id = practices.get(ods)
             if practice_id is not None and practice_id not in named:
                 reason = f"{post.source} filed this post under the practice's ODS code {ods}"
-                matches.append(PracticeMatch(practice_id, ods, reason))
+                matches.append(EntityMatch(None, practice_id, ods, reason))
         matched.append((post, matches))
     return matched
 

@@ -11,25 +11,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from collector.matching import EntityMatch
 from collector.post import Post
 from collector.urls import canonical_url
 from vigil.models import Mention, MentionEntity
 
 MAX_ID = 255
-
-
-class Match(Protocol):
-    """What the matcher says about one entity a post names (``collector.matching.EntityMatch``)."""
-
-    doctor_id: int | None
-    practice_id: int | None
-    matched_text: str
-    reason: str
 
 
 @dataclass
@@ -44,7 +36,7 @@ class StoreReport:
         self.unmatched += other.unmatched
 
 
-def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[Match]]]) -> StoreReport:
+def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[EntityMatch]]]) -> StoreReport:
     """Store each post that names at least one entity, unless it is stored already."""
     report = StoreReport()
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
@@ -88,7 +80,7 @@ def mention_values(post: Post) -> dict[str, Any]:
     }
 
 
-def entity_rows(mention_id: int, matches: Sequence[Match]) -> list[MentionEntity]:
+def entity_rows(mention_id: int, matches: Sequence[EntityMatch]) -> list[MentionEntity]:
     rows: dict[tuple[int | None, int | None], MentionEntity] = {}
     for match in matches:
         key = (match.doctor_id, match.practice_id)

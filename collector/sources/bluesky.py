@@ -13,6 +13,7 @@ time they sort by; the few posts read twice are skipped by the store.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,11 +81,12 @@ class BlueskySource:
         _clients[self.key] = self.client
 
     def login(self) -> None:
-        assert self.client is not None
+        client = self.client
+        assert client is not None
         password = self.options.app_password.get()
         retrying(
             self.settings,
-            lambda: self.client.login(self.options.handle, password, fetch_bsky_profile=False),  # type: ignore[union-attr]
+            lambda: client.login(self.options.handle, password, fetch_bsky_profile=False),
             classify_error,
         )
         log.info("logged in to Bluesky as %s", self.options.handle)
@@ -117,14 +119,15 @@ class BlueskySource:
 
     def handles_of(self, dids: set[str]) -> dict[str, str]:
         """Handles of the accounts replied to: a reply to a doctor's own post is matching context."""
-        assert self.client is not None
+        client = self.client
+        assert client is not None
         found: dict[str, str] = {}
         ordered = sorted(dids)
         for offset in range(0, len(ordered), PROFILES_PER_REQUEST):
-            actors = ordered[offset : offset + PROFILES_PER_REQUEST]
+            params = {"actors": ordered[offset : offset + PROFILES_PER_REQUEST]}
             response = retrying(
                 self.settings,
-                lambda actors=actors: self.client.app.bsky.actor.get_profiles(params={"actors": actors}),  # type: ignore[union-attr]
+                functools.partial(client.app.bsky.actor.get_profiles, params=params),
                 classify_error,
             )
             found.update({profile.did: profile.handle for profile in response.profiles})

@@ -10,6 +10,7 @@ Google Alerts wraps each link in a google.com redirect; the real address is stor
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,9 +62,7 @@ class FeedSource:
                 feeds[url] = saved  # this feed's server asked us to wait; the others carry on
                 continue
             try:
-                read = retrying(
-                    self.settings, lambda url=url, saved=saved: self.read(url, saved), classify_error
-                )
+                read = retrying(self.settings, functools.partial(self.read, url, saved), classify_error)
             except SourceError as exc:
                 feeds[url] = {
                     **saved,
