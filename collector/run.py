@@ -23,13 +23,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from collector.matching import EntityMatch, MatcherCache, load_entities
+from collector.matching import Entity, EntityMatch, MatcherCache, load_entities, register_version
 from collector.post import Post
 from collector.sources import build_source, enabled_sources
 from collector.sources.base import Batch, Context, Source, SourceError
 from collector.store import StoreReport, store_matched
 from vigil.errors import VigilError
-from vigil.models import Doctor, Practice
+from vigil.models import Practice
 from vigil.models.collector import SourceState
 from vigil.ops import raise_operator_event
 from vigil.runtime import Runtime
@@ -68,19 +68,31 @@ def collect_once(
     return [collect_source(runtime, name, context, stop) for name in names]
 
 
+@dataclass(frozen=True)
+class RegisterTerms:
+    version: str
+    entities: tuple[Entity, ...]
+    names: tuple[str, ...]
+    ods_codes: tuple[str, ...]
+
+
+_terms: list[RegisterTerms] = []  # the last one read; re-read only when the register changes
+_terms_lock = threading.Lock()
+
+
 def load_context(session: Session, settings: Settings) -> Context:
     """What sources build their queries from: the register as it is now."""
-    names: list[str] = []
-    for full_name, aliases in session.execute(select(Doctor.full_name, Doctor.aliases)):
-        names.extend([full_name, *aliases])
-    practices = session.execute(select(Practice.name, Practice.ods_code)).all()
-    names.extend(name for name, _ in practices)
-    return Context(
-        settings=settings,
-        entities=load_entities(session),
-        names=sorted(dict.fromkeys(name.strip() for name in names if name.strip())),
-        ods_codes=sorted(ods for _, ods in practices),
-    )
+    version = register_version(session)
+    with _terms_lock:
+        if not _terms or _terms[0].version != version:
+            entities = tuple(load_entities(session))
+            names = (name.strip() for entity in entities for name in entity.names)
+            ods = (entity.key for entity in entities if entity.kind == "practice")
+            _terms[:] = [
+                RegisterTerms(version, entities, tuple(sorted(set(names) - {""})), tuple(sorted(ods)))
+            ]
+        terms = _terms[0]
+    return Context(settings=settings, entities=terms.entities, names=terms.names, ods_codes=terms.ods_codes)
 
 
 def collect_source(
