@@ -101,17 +101,73 @@ class _Ref(NamedTuple):
     need: int
 
 
+class _Candidates:
+    """The entities a form may mean, grouped by the context that can pick one out.
+
+    "Dr Patel" may mean thousands of registered doctors: grouped once, when the matcher is built,
+    by town, practice and specialty, each post naming "Dr Patel" costs a few lookups, not a pass
+    over thousands of doctors.
+    """
+
+    __slots__ = ("by_practice", "by_specialty", "by_town", "caveat", "members", "need")
+
+    def __init__(self, members: Iterable[int], caveat: str, need: int, register: _Register) -> None:
+        self.members = frozenset(members)
+        self.caveat = caveat
+        self.need = need
+        self.by_town: dict[str, list[int]] = {}
+        self.by_practice: dict[int, list[int]] = {}
+        self.by_specialty: dict[str, list[tuple[int, int]]] = {}
+        for index in self.members:
+            entity = register.entities[index]
+            self.by_town.setdefault(register.folded(entity.town), []).append(index)
+            if entity.practice_id is not None:
+                self.by_practice.setdefault(entity.practice_id, []).append(index)
+            for term, score in register.specialty_terms(entity.specialty):
+                if score >= need:  # "GP" cannot single out one of several Dr Smiths
+                    self.by_specialty.setdefault(term, []).append((index, score))
+
+
+class _Register:
+    """The entities, with the folded towns and specialty terms they share, computed once each."""
+
+    def __init__(self, entities: list[Entity]) -> None:
+        self.entities = entities
+        self._folded: dict[str, str] = {}
+        self._specialties: dict[str, list[tuple[str, int]]] = {}
+
+    def folded(self, text: str) -> str:
+        key = self._folded.get(text)
+        if key is None:
+            key = self._folded[text] = fold(text)
+        return key
+
+    def specialty_terms(self, specialty: str) -> list[tuple[str, int]]:
+        terms = self._specialties.get(specialty)
+        if terms is None:
+            terms = self._specialties[specialty] = specialty_terms(specialty)
+        return terms
+
+
+class _Term(NamedTuple):
+    """What the automaton holds for one key."""
+
+    key: str
+    direct: tuple[_Ref, ...]  # handles, GMC numbers, ODS codes: each enough on its own
+    named: _Ref | None  # the one entity this name (or practice name) belongs to
+    shared: _Candidates | None  # or the several entities that share it
+
+
 class _Hit(NamedTuple):
     start: int  # span in the normalised text
     stop: int
-    key: str
-    refs: tuple[_Ref, ...]
+    term: _Term
 
 
 class _Context(NamedTuple):
     score: int
     label: str
-    shown: str
+    span: tuple[int, int] | None  # where in the normalised text; None for a reply
 
 
 @dataclass
@@ -121,28 +177,59 @@ class _Accepted:
     reasons: list[str] = field(default_factory=list)
 
 
+class _Reading:
+    """One post under one reading of its leetspeak: hits, and the original text on demand."""
+
+    def __init__(self, post: Post, one: str, hits: list[_Hit]) -> None:
+        self.post = post
+        self.one = one
+        self.found: dict[str, list[tuple[int, int]]] = {}
+        self.terms: dict[str, _Term] = {}
+        for hit in hits:
+            self.found.setdefault(hit.term.key, []).append((hit.start, hit.stop))
+            self.terms[hit.term.key] = hit.term
+        self._norm: Normalised | None = None
+
+    def original(self, span: tuple[int, int]) -> str:
+        if self._norm is None:
+            self._norm = normalise(self.post.text, self.one)
+        return self._norm.original_text(*span)
+
+    def around(self, span: tuple[int, int]) -> Iterable[tuple[str, tuple[int, int]]]:
+        """Each key found outside ``span``, with where: a name is no context for itself."""
+        for key, spans in self.found.items():
+            for other in spans:
+                if other[1] <= span[0] or other[0] >= span[1]:
+                    yield key, other
+                    break
+
+
 class Matcher:
     """Finds the registered entities a post names; build with :meth:`from_entities`."""
 
     def __init__(
         self,
-        entities: list[Entity],
+        register: _Register,
         automaton: Any,
-        exclusions: dict[int, frozenset[str]],
-        context_words: tuple[str, ...],
-        common: CommonNames,
+        excluders: dict[str, frozenset[int]],
+        context_words: frozenset[str],
+        practice_keys: dict[str, list[tuple[int, int, str]]],
     ) -> None:
-        self.entities = entities
+        self.entities = register.entities
+        self._register = register
         self._automaton = automaton
-        self._exclusions = exclusions
+        self._excluders = excluders
         self._context_words = context_words
-        self._common = common
-        self._contexts: dict[int, dict[str, tuple[int, str]]] = {}
-        self._practices = {e.id: i for i, e in enumerate(entities) if e.kind == "practice"}
-        self._replies: dict[str, list[int]] = {}
-        for index, entity in enumerate(entities):
+        self._practice_keys = practice_keys
+        self._replies: dict[str, list[int]] = {}  # reply target -> entities owning that handle
+        self._practice_replies: dict[str, list[int]] = {}  # reply target -> practice ids
+        for index, entity in enumerate(self.entities):
             for handle in entity.handles:
                 self._replies.setdefault(handle_id(handle), []).append(index)
+        for key, owners in practice_keys.items():
+            for practice_id, _, label in owners:
+                if label == "practice handle":
+                    self._practice_replies.setdefault(key.lstrip("@"), []).append(practice_id)
 
     @classmethod
     def from_entities(
@@ -158,34 +245,38 @@ class Matcher:
         ``exclusions`` maps a GMC number or ODS code to terms that mark a post as being about
         someone else. ``common_names`` defaults to the bundled list.
         """
-        entities = list(entities)
+        register = _Register(list(entities))
         common = common_names or CommonNames.bundled()
-        refs: dict[str, list[_Ref]] = {}
-        keys: set[str] = set()
-        excluded: dict[int, set[str]] = {}
         forms_of_practice = _cached_practice_forms(common)
-        for index, entity in enumerate(entities):
+        refs: dict[str, list[_Ref]] = {}
+        excluders: dict[str, set[int]] = {}
+        keys: set[str] = set()
+        for index, entity in enumerate(register.entities):
             for form in _entity_forms(entity, common, forms_of_practice):
                 refs.setdefault(form.key, []).append(_Ref(index, form.kind, form.caveat, form.need))
-                if form.key in common.namesakes:
-                    excluded.setdefault(index, set()).update(common.namesakes[form.key])
-            keys.update(_context_keys(entity, forms_of_practice))
-        by_key = {entity.key: index for index, entity in enumerate(entities)}
+                for term in common.namesakes.get(form.key, ()):
+                    excluders.setdefault(term, set()).add(index)
+            keys.add(register.folded(entity.town))
+            keys.update(term for term, _ in register.specialty_terms(entity.specialty))
+        by_key = {entity.key: index for index, entity in enumerate(register.entities)}
         for key, terms in exclusions.items():
             if key not in by_key:
                 log.warning("matching exclusions name %s, which is not in the register", key)
                 continue
-            excluded.setdefault(by_key[key], set()).update(fold(term) for term in terms)
-        words = tuple(sorted({fold(word) for word in context_words} - {""}))
-        keys.update(words)
-        for excluded_terms in excluded.values():
-            keys.update(excluded_terms)
-        automaton = ahocorasick.Automaton()
-        for key in keys | refs.keys():
-            automaton.add_word(" " + key, (key, _shared(refs.get(key, []), entities)))
-        automaton.make_automaton()
-        frozen = {index: frozenset(terms - {""}) for index, terms in excluded.items()}
-        return cls(entities, automaton, frozen, words, common)
+            for term in terms:
+                excluders.setdefault(fold(term), set()).add(by_key[key])
+        practice_keys = _practice_keys(register.entities, forms_of_practice)
+        words = frozenset(fold(word) for word in context_words) - {""}
+        keys.update(words, excluders, practice_keys, refs)
+        keys.discard("")
+        automaton = _automaton(keys, refs, register)
+        frozen = {term: frozenset(indexes) for term, indexes in excluders.items()}
+        return cls(register, automaton, frozen, words, practice_keys)
+
+    @property
+    def pattern_count(self) -> int:
+        """Keys in the automaton: every form, handle, number, context word and exclusion term."""
+        return len(self._automaton)
 
     def match(self, post: Post) -> list[EntityMatch]:
         """The registered entities ``post`` names, each with its original text and reason."""
@@ -196,139 +287,104 @@ class Matcher:
         return [self._result(index, found) for index, found in _in_text_order(accepted)]
 
     def _match_reading(self, post: Post, one: str) -> dict[int, _Accepted]:
-        padded = " " + fold(post.text, one) + " "
-        hits = self._scan(padded)
-        replied = self._reply_owners(post)
-        if not replied and not any(hit.refs for hit in hits):
+        hits = self._scan(" " + fold(post.text, one) + " ")
+        target = _reply_target(post)
+        replied = self._replies.get(target, []) if target else []
+        if not replied and not any(hit.term.direct or hit.term.named or hit.term.shared for hit in hits):
             return {}
-        norm = normalise(post.text, one)
-        found: dict[str, list[tuple[int, int]]] = {}
-        for hit in hits:
-            found.setdefault(hit.key, []).append((hit.start, hit.stop))
+        reading = _Reading(post, one, hits)
+        excluded: set[int] = set()
+        for key in reading.found:
+            excluded.update(self._excluders.get(key, ()))
         accepted: dict[int, _Accepted] = {}
         for hit in _outermost(hits):
-            self._accept_hit(hit, norm, found, post, accepted)
+            span = (hit.start, hit.stop)
+            for ref in hit.term.direct:
+                shown = reading.original(span)
+                _add(accepted, ref.entity, span, shown, f"{ref.kind} {shown}")
+            if hit.term.named or hit.term.shared:
+                self._accept_named(hit, reading, excluded, accepted)
         for index in replied:
             shown = "@" + (post.in_reply_to or "").lstrip("@")
-            _add(accepted, index, (len(norm.text), len(norm.text)), shown, f"reply to {shown}")
+            _add(accepted, index, (1 << 30, 1 << 30), shown, f"reply to {shown}")
         return accepted
 
     def _scan(self, padded: str) -> list[_Hit]:
         """Every key found at word boundaries; a possessive ("Smith's", "Smiths'") still ends a word."""
         hits = []
-        for end, (key, refs) in self._automaton.iter(padded):
+        for end, (length, term) in self._automaton.iter(padded):
             after = padded[end + 1]
             if after == " " or after == "'" or (after == "s" and padded[end + 2] == "'"):
-                hits.append(_Hit(end - len(key), end, key, refs))
+                hits.append(_Hit(end - length, end, term))
         return hits
 
-    def _reply_owners(self, post: Post) -> list[int]:
-        """Entities whose own account the post replies to (not their own threads)."""
-        if not post.in_reply_to:
-            return []
-        target = handle_id(post.in_reply_to)
-        if post.author and handle_id(post.author) == target:
-            return []
-        return self._replies.get(target, [])
-
-    def _accept_hit(
-        self,
-        hit: _Hit,
-        norm: Normalised,
-        found: Mapping[str, list[tuple[int, int]]],
-        post: Post,
-        accepted: dict[int, _Accepted],
+    def _accept_named(
+        self, hit: _Hit, reading: _Reading, excluded: set[int], accepted: dict[int, _Accepted]
     ) -> None:
         span = (hit.start, hit.stop)
-        shown = norm.original_text(*span)
-        candidates = []
-        for ref in hit.refs:
-            if ref.kind in DIRECT_KINDS:
-                _add(accepted, ref.entity, span, shown, f"{ref.kind} {shown}")
-            elif not self._exclusions.get(ref.entity, frozenset()).intersection(found):
-                candidates.append(ref)
-        if not candidates:
+        ref = hit.term.named
+        if ref is not None and ref.need == 0:
+            if ref.entity not in excluded:
+                shown = reading.original(span)
+                _add(accepted, ref.entity, span, shown, f"{ref.kind} '{shown}'")
             return
-        if len(candidates) == 1 and candidates[0].need == 0:
-            ref = candidates[0]
-            _add(accepted, ref.entity, span, shown, f"{ref.kind} '{shown}'")
-            return
-        supported = []
-        for ref in candidates:
-            context = self._best_context(ref.entity, found, span, norm, post)
-            if context is not None and context.score >= ref.need:
-                supported.append((context, ref))
+        candidates = hit.term.shared
+        if ref is not None:
+            candidates = _Candidates([ref.entity], ref.caveat, ref.need, self._register)
+        assert candidates is not None
+        supported = [
+            (context, index)
+            for index, context in self._contexts(candidates, span, reading).items()
+            if context.score >= candidates.need and index not in excluded
+        ]
         if not supported:
             return
         top = max(context.score for context, _ in supported)
-        best = [(context, ref) for context, ref in supported if context.score == top]
-        if len(best) == 1:  # several equally supported candidates: ambiguous, attribute to none
-            context, ref = best[0]
-            reason = f"{ref.kind} '{shown}' ({ref.caveat}) + {context.label} {context.shown}"
-            _add(accepted, ref.entity, span, shown, reason)
+        best = [(context, index) for context, index in supported if context.score == top]
+        if len(best) > 1:  # equally supported candidates: ambiguous, so attribute to none
+            return
+        context, index = best[0]
+        shown = reading.original(span)
+        kind = "name" if self.entities[index].kind == "doctor" else "practice name"
+        why = f"reply to @{(reading.post.in_reply_to or '').lstrip('@')}"
+        if context.span is not None:
+            why = f"{context.label} '{reading.original(context.span)}'"
+        _add(accepted, index, span, shown, f"{kind} '{shown}' ({candidates.caveat}) + {why}")
 
-    def _best_context(
-        self,
-        index: int,
-        found: Mapping[str, list[tuple[int, int]]],
-        span: tuple[int, int],
-        norm: Normalised,
-        post: Post,
-    ) -> _Context | None:
-        """The strongest context for entity ``index`` in the post, outside the name itself."""
-        context = self.context_of(index)
-        best: _Context | None = None
-        for key, spans in found.items():
-            entry = context.get(key)
-            if entry is None or (best is not None and entry[0] <= best.score):
-                continue
-            outside = [s for s in spans if s[1] <= span[0] or s[0] >= span[1]]
-            if outside:
-                best = _Context(entry[0], entry[1], f"'{norm.original_text(*outside[0])}'")
-        if post.in_reply_to and (best is None or best.score < DIRECT):
-            target = handle_id(post.in_reply_to)
-            if target in self._reply_ids(index):
-                best = _Context(DIRECT, "reply to", "@" + post.in_reply_to.lstrip("@"))
+    def _contexts(
+        self, candidates: _Candidates, span: tuple[int, int], reading: _Reading
+    ) -> dict[int, _Context]:
+        """The strongest context the post gives each candidate (only those it gives any)."""
+        best: dict[int, _Context] = {}
+
+        def support(index: int, score: int, label: str, where: tuple[int, int] | None) -> None:
+            current = best.get(index)
+            if current is None or score > current.score:
+                best[index] = _Context(score, label, where)
+
+        single = len(candidates.members) == 1
+        for key, where in reading.around(span):
+            for index in candidates.by_town.get(key, ()):
+                support(index, PLACE, "town", where)
+            for practice_id, score, label in self._practice_keys.get(key, ()):
+                for index in candidates.by_practice.get(practice_id, ()):
+                    support(index, score, label, where)
+            for index, score in candidates.by_specialty.get(key, ()):
+                support(index, score, "specialty", where)
+            for ref in reading.terms[key].direct:
+                if ref.entity in candidates.members:
+                    support(ref.entity, DIRECT, ref.kind, where)
+            if single and key in self._context_words:
+                support(next(iter(candidates.members)), WEAK, "medical context", where)
+        target = _reply_target(reading.post)
+        if target:
+            for index in self._replies.get(target, ()):
+                if index in candidates.members:
+                    support(index, DIRECT, "reply to", None)
+            for practice_id in self._practice_replies.get(target, ()):
+                for index in candidates.by_practice.get(practice_id, ()):
+                    support(index, DIRECT, "reply to", None)
         return best
-
-    def context_of(self, index: int) -> dict[str, tuple[int, str]]:
-        """Folded context key → (score, label) for entity ``index``; built on first use."""
-        cached = self._contexts.get(index)
-        if cached is not None:
-            return cached
-        entity = self.entities[index]
-        context: dict[str, tuple[int, str]] = {}
-
-        def put(key: str, score: int, label: str) -> None:
-            if key and score > context.get(key, (0, ""))[0]:
-                context[key] = (score, label)
-
-        for word in self._context_words:
-            put(word, WEAK, "medical context")
-        for term, score in specialty_terms(entity.specialty):
-            put(term, score, "specialty")
-        put(fold(entity.town), PLACE, "town")
-        number = "GMC number" if entity.kind == "doctor" else "ODS code"
-        put(fold(entity.key), DIRECT, number)
-        for handle in entity.handles:
-            for key in handle_keys(handle):
-                put(key, DIRECT, "handle")
-        for name in entity.practice_names:
-            for form in practice_forms(name, entity.town, self._common):
-                put(form.key, DIRECT if form.need == 0 else PLACE, "practice")
-        for handle in entity.practice_handles:
-            for key in handle_keys(handle):
-                put(key, DIRECT, "practice handle")
-        practice = self._practices.get(entity.practice_id) if entity.practice_id is not None else None
-        if practice is not None:
-            put(fold(self.entities[practice].key), DIRECT, "practice ODS code")
-            put(fold(self.entities[practice].town), PLACE, "town")
-        self._contexts[index] = context
-        return context
-
-    def _reply_ids(self, index: int) -> set[str]:
-        entity = self.entities[index]
-        return {handle_id(handle) for handle in (*entity.handles, *entity.practice_handles)}
 
     def _result(self, index: int, found: _Accepted) -> EntityMatch:
         entity = self.entities[index]
@@ -344,6 +400,33 @@ class Matcher:
 PracticeForms = Callable[[str, str], list[Form]]
 
 
+def _automaton(keys: set[str], refs: Mapping[str, list[_Ref]], register: _Register) -> Any:
+    """The one automaton; a hyphenated key ("smith-jones") is also found without its hyphen."""
+    automaton = ahocorasick.Automaton()
+    terms = {key: _term(key, refs.get(key, []), register) for key in keys}
+    for key, term in terms.items():
+        automaton.add_word(" " + key, (len(key), term))
+    for key, term in terms.items():
+        spaced = key.replace("-", " ")
+        if spaced != key and spaced not in terms:
+            automaton.add_word(" " + spaced, (len(key), term))
+    automaton.make_automaton()
+    return automaton
+
+
+def _term(key: str, refs: list[_Ref], register: _Register) -> _Term:
+    """The automaton's value for ``key``; a name several entities share needs the place."""
+    direct = tuple(ref for ref in refs if ref.kind in DIRECT_KINDS)
+    named = [ref for ref in refs if ref.kind not in DIRECT_KINDS]
+    owners = {ref.entity for ref in named}
+    if len(owners) < 2:
+        return _Term(key, direct, named[0] if named else None, None)
+    kinds = {register.entities[index].kind for index in owners}
+    who = "doctors" if kinds == {"doctor"} else "practices" if kinds == {"practice"} else "entries"
+    shared = _Candidates(owners, f"shared by {len(owners)} registered {who}", PLACE, register)
+    return _Term(key, direct, None, shared)
+
+
 def _entity_forms(entity: Entity, common: CommonNames, forms_of_practice: PracticeForms) -> list[Form]:
     if entity.kind == "doctor":
         forms = doctor_forms(entity.names, common)
@@ -355,20 +438,34 @@ def _entity_forms(entity: Entity, common: CommonNames, forms_of_practice: Practi
     return forms
 
 
-def _context_keys(entity: Entity, forms_of_practice: PracticeForms) -> set[str]:
-    """Keys that may support this entity's ambiguous names, so the automaton finds them too."""
-    keys = {fold(entity.town)}
-    keys.update(term for term, _ in specialty_terms(entity.specialty))
-    for name in entity.practice_names:
-        keys.update(form.key for form in forms_of_practice(name, entity.town))
-    for handle in entity.practice_handles:
-        keys.update(handle_keys(handle))
-    keys.discard("")
+def _practice_keys(
+    entities: Sequence[Entity], forms_of_practice: PracticeForms
+) -> dict[str, list[tuple[int, int, str]]]:
+    """Keys that place a post at a practice → (practice id, score, label), for its doctors' names."""
+    practices: dict[int, tuple[tuple[str, ...], str, tuple[str, ...], str]] = {}
+    for entity in entities:
+        if entity.kind == "practice":
+            practices[entity.id] = (entity.names, entity.town, entity.handles, entity.key)
+        elif entity.practice_id is not None and entity.practice_id not in practices:
+            practices[entity.practice_id] = (entity.practice_names, entity.town, entity.practice_handles, "")
+    keys: dict[str, list[tuple[int, int, str]]] = {}
+    for practice_id, (names, town, handles, ods) in practices.items():
+        found: dict[str, tuple[int, str]] = {}
+        for name in names:
+            for form in forms_of_practice(name, town):
+                found[form.key] = (DIRECT if form.need == 0 else PLACE, "practice")
+        for handle in handles:
+            for key in handle_keys(handle):
+                found[key] = (DIRECT, "practice handle")
+        if ods:
+            found[fold(ods)] = (DIRECT, "practice ODS code")
+        for key, (score, label) in found.items():
+            keys.setdefault(key, []).append((practice_id, score, label))
     return keys
 
 
 def _cached_practice_forms(common: CommonNames) -> PracticeForms:
-    """Practice forms by (name, town): a practice's hundred doctors share its forms."""
+    """Practice forms by (name, town): a practice's doctors all share its forms."""
     cache: dict[tuple[str, str], list[Form]] = {}
 
     def forms(name: str, town: str) -> list[Form]:
@@ -380,29 +477,22 @@ def _cached_practice_forms(common: CommonNames) -> PracticeForms:
     return forms
 
 
-def _shared(refs: list[_Ref], entities: Sequence[Entity]) -> tuple[_Ref, ...]:
-    """Mark a name several entities share: each then needs the place, and the best context wins."""
-    named = {ref.entity for ref in refs if ref.kind not in DIRECT_KINDS}
-    if len(named) < 2:
-        return tuple(refs)
-    kinds = {entities[index].kind for index in named}
-    who = "doctors" if kinds == {"doctor"} else "practices" if kinds == {"practice"} else "entries"
-    caveat = f"shared by {len(named)} registered {who}"
-    return tuple(
-        ref if ref.kind in DIRECT_KINDS else ref._replace(caveat=caveat, need=max(ref.need, PLACE))
-        for ref in refs
-    )
+def _reply_target(post: Post) -> str:
+    """The handle the post replies to, unless the author replies to their own post (a thread)."""
+    if not post.in_reply_to:
+        return ""
+    target = handle_id(post.in_reply_to)
+    return "" if post.author and handle_id(post.author) == target else target
 
 
 def _outermost(hits: list[_Hit]) -> list[_Hit]:
-    """Name hits not inside a longer name hit: "Dr Smith" inside "Dr Smith Jones" is not Dr Smith."""
-    named = [hit for hit in hits if hit.refs]
+    """Hits not inside a longer name hit: "Dr Smith" inside "Dr Smith Jones" is not Dr Smith."""
+    named = [hit for hit in hits if hit.term.direct or hit.term.named or hit.term.shared]
     return [
         hit
         for hit in named
         if not any(
-            other is not hit
-            and other.start <= hit.start
+            other.start <= hit.start
             and hit.stop <= other.stop
             and (other.stop - other.start) > (hit.stop - hit.start)
             for other in named

@@ -29,7 +29,7 @@ WEAK = 1
 PLACE = 2
 DIRECT = 3
 
-TITLES = frozenset({"dr", "prof", "professor", "mr", "mrs", "ms", "miss", "mx", "sir", "dame"})
+TITLES = frozenset({"dr", "doctor", "prof", "professor", "mr", "mrs", "ms", "miss", "mx", "sir", "dame"})
 SURNAME_PARTICLES = frozenset(
     {"van", "von", "der", "den", "de", "da", "del", "della", "di", "du", "le", "la", "al", "el", "bin", "ap"}
 )
@@ -162,16 +162,22 @@ class Form(NamedTuple):
     need: int  # context score a post must reach (0, WEAK or PLACE)
 
 
-def _strip_titles(words: list[str]) -> list[str]:
-    while words and fold(words[0]) in TITLES:
-        words = words[1:]
-    return words
+def _words(text: str) -> tuple[list[str], list[str]]:
+    """A name's words after any title, as written and folded (each word folded once: it is costly)."""
+    written = text.split()
+    while written and written[0].lower().rstrip(".") in TITLES:
+        written = written[1:]
+    return written, [fold(word) for word in written]
+
+
+def _join(words: Iterable[str]) -> str:
+    return " ".join(word for word in words if word)
 
 
 def _surname_start(words: Sequence[str]) -> int:
     """Where the surname starts, keeping particles: "Anna van der Berg" → "van der Berg"."""
     start = len(words) - 1
-    while start > 1 and fold(words[start - 1]) in SURNAME_PARTICLES:
+    while start > 1 and words[start - 1].lower() in SURNAME_PARTICLES:
         start -= 1
     return start
 
@@ -198,59 +204,59 @@ def classify_surname(surname: str, common: CommonNames, what: str = "surname onl
 def doctor_forms(names: Sequence[str], common: CommonNames) -> list[Form]:
     """Every form of a doctor's names: the full name (and aliases) plus "Dr <surname>" forms."""
     forms: list[Form] = []
-    full = _strip_titles(names[0].split()) if names else []
-    if full:
-        start = _surname_start(full)
-        surname = " ".join(full[start:])
-        if len(full) > 1:
-            _add_full_name(forms, " ".join(full), common)
+    written, folded = _words(names[0]) if names else ([], [])
+    if written:
+        start = _surname_start(written)
+        surname, surname_written = _join(folded[start:]), " ".join(written[start:])
+        if len(written) > 1:
+            _add_name(forms, _join(folded), " ".join(written), common)
             if start > 1:  # middle names: "Mary Anne Smith" is also "Mary Smith"
-                _add_full_name(forms, f"{full[0]} {surname}", common)
-            _add_initial(forms, full[0][0], surname, common)
-        _add_bare(forms, surname, common)
+                _add_name(forms, _join([folded[0], surname]), f"{written[0]} {surname_written}", common)
+            _add_initial(forms, folded[0], surname, surname_written, common)
+        _add_bare(forms, surname, surname_written, common)
     for alias in names[1:]:
         _add_alias(forms, alias, common)
     return _dedupe(forms)
 
 
-def _add_full_name(forms: list[Form], text: str, common: CommonNames) -> None:
-    words = _strip_titles(text.split())
-    key = fold(" ".join(words))
-    if not key:
-        return
-    if len(words) == 2 and len(key.split()[0]) == 1:  # "Dr H Smith": never without the title
-        _add_initial(forms, words[0], words[1], common)
-        return
-    caveat, need = classify_name(key, common)
-    forms.append(Form(key, " ".join(words), "name", caveat, need))
-    if len(words) != len(text.split()):  # keep the title too, so the matched text shows it
-        forms.append(Form(fold(text), text, "name", caveat, need))
-
-
-def _add_initial(forms: list[Form], initial: str, surname: str, common: CommonNames) -> None:
-    key = fold(f"dr {initial} {surname}")
-    caveat, need = classify_surname(fold(surname), common, "initial and surname")
-    forms.append(Form(key, f"Dr {initial[0].upper()} {surname}", "name", caveat, need))
-
-
-def _add_bare(forms: list[Form], surname: str, common: CommonNames) -> None:
-    key = fold(surname)
+def _add_name(forms: list[Form], key: str, text: str, common: CommonNames, caveat_of: str = "") -> None:
     if key:
-        caveat, need = classify_surname(key, common)
-        forms.append(Form(f"dr {key}", f"Dr {surname}", "name", caveat, need))
+        caveat, need = classify_name(caveat_of or key, common)
+        forms.append(Form(key, text, "name", caveat, need))
+
+
+def _add_initial(
+    forms: list[Form], first: str, surname: str, surname_written: str, common: CommonNames
+) -> None:
+    """Only with the title ("Dr H Smith"): "H Smith" alone could be anyone."""
+    if first and surname:
+        caveat, need = classify_surname(surname, common, "initial and surname")
+        text = f"Dr {first[0].upper()} {surname_written}"
+        forms.append(Form(f"dr {first[0]} {surname}", text, "name", caveat, need))
+
+
+def _add_bare(forms: list[Form], surname: str, surname_written: str, common: CommonNames) -> None:
+    if surname:
+        caveat, need = classify_surname(surname, common)
+        forms.append(Form(f"dr {surname}", f"Dr {surname_written}", "name", caveat, need))
 
 
 def _add_alias(forms: list[Form], alias: str, common: CommonNames) -> None:
-    words = alias.split()
-    rest = _strip_titles(words)
-    if not rest:
+    written, folded = _words(alias)
+    titled = len(written) < len(alias.split())
+    if not written:
         return
-    if len(rest) > 1:
-        _add_full_name(forms, alias, common)
-    elif len(rest) < len(words):  # "Dr Pepper"
-        _add_bare(forms, rest[0], common)
-    elif key := fold(alias):  # a one-word nickname
-        forms.append(Form(key, alias, "name", "one-word alias", PLACE))
+    if len(written) == 2 and len(folded[0]) == 1:  # "Dr H Smith"
+        _add_initial(forms, folded[0], folded[1], written[1], common)
+    elif len(written) > 1:
+        key = _join(folded)
+        _add_name(forms, key, " ".join(written), common)
+        if titled:  # keep the title too, so that the matched text shows it
+            _add_name(forms, fold(alias), alias, common, caveat_of=key)
+    elif titled:  # "Dr Pepper"
+        _add_bare(forms, folded[0], written[0], common)
+    elif folded[0]:  # a one-word nickname
+        forms.append(Form(folded[0], alias, "name", "one-word alias", PLACE))
 
 
 def practice_forms(name: str, town: str, common: CommonNames) -> list[Form]:

@@ -17,7 +17,9 @@ pattern), so the two always produce the same text:
    "doctor" → "dr"; everything else separates words.
 
 A plural possessive keeps its apostrophe ("smiths'"), so that the matcher can accept "Smith"
-followed by "s'" while still refusing "Smiths" (another name).
+followed by "s'" while still refusing "Smiths" (another name). A hyphen between two words
+stays ("smith-jones"), so that "Dr Smith-Jones" is not "Dr Smith"; the matcher also knows
+hyphenated names without the hyphen.
 """
 
 from __future__ import annotations
@@ -54,8 +56,10 @@ _LEET_DIGITS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"}
 _LEET_SYMBOLS = {"$": "s", "!": "i", "|": "l"}
 _TITLES = {"doctor": "dr"}
 
-TOKEN = re.compile(r"@?[\w'$!|]+")
+# A word: letters, digits, apostrophes and leet symbols; a hyphen joins words ("Smith-Jones").
+TOKEN = re.compile(r"@?[\w'$!|]+(?:-[\w'$!|]+)*")
 _DIGIT_RUN = re.compile(r"\d{3}")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 # A "1" touching a letter: leetspeak that could stand for "i" or "l" ("Sm1th", "He1en").
 LEET_ONE = re.compile(r"(?<=[^\W\d_])1|1(?=[^\W\d_])")
 
@@ -97,16 +101,23 @@ def _fold_chars(text: str) -> str:
     return text.lower() if text.isascii() else text.translate(_TABLE)
 
 
-def _fold_chars_mapped(text: str) -> tuple[str, list[int]]:
-    """The first stage with, for each output character, the index of the character it came from."""
+def _fold_chars_mapped(text: str) -> tuple[str, list[int] | None]:
+    """The first stage with, per output character, the index it came from (None: the same index)."""
     if text.isascii():
-        return text.lower(), list(range(len(text)))
+        return text.lower(), None
     parts: list[str] = []
     offsets: list[int] = []
-    for index, char in enumerate(text):
-        folded = _TABLE[ord(char)]
+    done = 0
+    for match in _NON_ASCII.finditer(text):
+        index = match.start()
+        parts.append(text[done:index].lower())
+        offsets.extend(range(done, index))
+        folded = _TABLE[ord(text[index])]
         parts.append(folded)
         offsets.extend([index] * len(folded))
+        done = index + 1
+    parts.append(text[done:].lower())
+    offsets.extend(range(done, len(text)))
     return "".join(parts), offsets
 
 
@@ -115,8 +126,11 @@ def rewrite_word(token: str, one: str = "i") -> tuple[str, tuple[int, ...]]:
     """Rewrite one word (second stage); also return, per output character, its index in ``token``.
 
     ``one`` is what a leetspeak "1" stands for: "i" ("Sm1th") or "l" ("He1en"); the matcher
-    tries the second reading only when the first finds nothing.
+    tries both readings of a post that has such a "1".
     """
+    if token.isalpha() or token.isdigit():  # most words: nothing to rewrite
+        title = _TITLES.get(token)
+        return (title, (0, len(token) - 1)) if title else (token, tuple(range(len(token))))
     chars = list(token)
     index = list(range(len(token)))
     if len(chars) > 2 and token.endswith("'s"):
@@ -158,15 +172,29 @@ def _map_leetspeak(chars: list[str], one: str) -> None:
             chars[k] = _LEET_SYMBOLS[char]
 
 
-@lru_cache(maxsize=1 << 16)
-def _word(token: str, one: str) -> str:
-    return rewrite_word(token, one)[0]
+class _WordTable(dict[str, str]):
+    """Rewritten words by token, filled on first sight and emptied when it grows too big."""
+
+    LIMIT = 200_000
+
+    def __init__(self, one: str) -> None:
+        super().__init__()
+        self.one = one
+
+    def __missing__(self, token: str) -> str:
+        value = self[token] = rewrite_word(token, self.one)[0]
+        return value
+
+
+_WORDS = {"i": _WordTable("i"), "l": _WordTable("l")}
 
 
 def fold(text: str, one: str = "i") -> str:
     """The normalised form of ``text`` (no offsets): what every post and every pattern is reduced to."""
-    words = [_word(token, one) for token in TOKEN.findall(_fold_chars(text))]
-    return " ".join([word for word in words if word])
+    words = _WORDS[one]
+    if len(words) > words.LIMIT:
+        words.clear()
+    return " ".join(filter(None, map(words.__getitem__, TOKEN.findall(_fold_chars(text)))))
 
 
 def has_leet_one(text: str) -> bool:
@@ -176,18 +204,24 @@ def has_leet_one(text: str) -> bool:
 
 @dataclass(frozen=True)
 class Normalised:
-    """A normalised text with, for each of its characters, where it came from in the original."""
+    """A normalised text that can tell where each of its characters came from.
+
+    Built only for the few posts that hit a pattern, and cheaply: the way back from a
+    normalised character (its word, then its place in the word) is worked out on demand.
+    """
 
     text: str
     original: str
-    starts: tuple[int, ...]
+    one: str
+    offsets: list[int] | None  # folded character -> original index (None: the same index)
+    words: list[re.Match[str]]  # the folded token behind each word of ``text``
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The original span ``[a, b)`` that the normalised span ``[start, end)`` came from."""
-        if not 0 <= start < end <= len(self.text):
-            raise IndexError(f"span {start}:{end} is outside the normalised text")
-        first = self.starts[start]
-        stop = self.starts[end - 1] + 1
+        if not 0 <= start < end <= len(self.text) or " " in (self.text[start], self.text[end - 1]):
+            raise IndexError(f"span {start}:{end} does not start and end inside words")
+        first = self._origin(start)
+        stop = self._origin(end - 1) + 1
         # Keep combining marks (and zero-width characters) that belong to the last letter.
         while stop < len(self.original) and _TABLE[ord(self.original[stop])] == "":
             stop += 1
@@ -197,20 +231,17 @@ class Normalised:
         first, stop = self.span(start, end)
         return self.original[first:stop]
 
+    def _origin(self, position: int) -> int:
+        token = self.words[self.text.count(" ", 0, position)]
+        offset = position - (self.text.rfind(" ", 0, position) + 1)
+        char = token.start() + rewrite_word(token.group(), self.one)[1][offset]
+        return char if self.offsets is None else self.offsets[char]
+
 
 def normalise(text: str, one: str = "i") -> Normalised:
     """Normalise ``text`` like :func:`fold`, keeping the way back to the original characters."""
     chars, offsets = _fold_chars_mapped(text)
-    parts: list[str] = []
-    starts: list[int] = []
-    for match in TOKEN.finditer(chars):
-        word, positions = rewrite_word(match.group(), one)
-        if not word:
-            continue
-        base = match.start()
-        if parts:
-            parts.append(" ")
-            starts.append(offsets[base])
-        parts.append(word)
-        starts.extend(offsets[base + k] for k in positions)
-    return Normalised("".join(parts), text, tuple(starts))
+    table = _WORDS[one]
+    tokens = [match for match in TOKEN.finditer(chars) if table[match.group()]]
+    normalised = " ".join([table[match.group()] for match in tokens])
+    return Normalised(normalised, text, one, offsets, tokens)
