@@ -224,6 +224,24 @@ def sweep(
     return batch
 
 
+def sweep_queries(
+    settings: Settings,
+    queries: Iterable[str],
+    state: State,
+    fetch_page: PageFetcher,
+    may_read: Callable[[], bool] = lambda: True,
+) -> Batch:
+    """``sweep`` with the collector's page limit per batch and first-read window."""
+    return sweep(
+        queries,
+        state,
+        fetch_page,
+        max_pages=int(settings.collector.max_pages),
+        first_start=datetime.now(UTC) - timedelta(hours=int(settings.collector.backfill_hours)),
+        may_read=may_read,
+    )
+
+
 def _batch(
     state: State,
     progress: dict[str, dict[str, Any]],

@@ -31,7 +31,16 @@ from atproto_client.exceptions import (
 from atproto_client.request import Request
 
 from collector.post import Post
-from collector.sources.base import Batch, Context, Page, SourceError, State, parse_time, retrying, sweep
+from collector.sources.base import (
+    Batch,
+    Context,
+    Page,
+    SourceError,
+    State,
+    parse_time,
+    retrying,
+    sweep_queries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +65,7 @@ class BlueskySource:
             self.connect(state.get("session"))
         except SourceError as exc:
             return Batch(posts=[], state=state, error=exc)
-        now = datetime.now(UTC)
-        batch = sweep(
-            self.queries,
-            state,
-            self.fetch_page,
-            max_pages=int(self.settings.collector.max_pages),
-            first_start=now - timedelta(hours=int(self.settings.collector.backfill_hours)),
-        )
+        batch = sweep_queries(self.settings, self.queries, state, self.fetch_page)
         batch.state["session"] = self.saved_session()
         return batch
 

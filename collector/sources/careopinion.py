@@ -12,7 +12,7 @@ runner turns into matches for those practices even when the story text does not 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -28,7 +28,7 @@ from collector.sources.base import (
     parse_time,
     retry_in,
     retrying,
-    sweep,
+    sweep_queries,
 )
 
 WEBSITE = "https://www.careopinion.org.uk"
@@ -52,14 +52,7 @@ class CareOpinionSource:
         ]
 
     def fetch(self, state: State) -> Batch:
-        start = datetime.now(UTC) - timedelta(hours=int(self.settings.collector.backfill_hours))
-        return sweep(
-            self.queries,
-            state,
-            self.fetch_page,
-            max_pages=int(self.settings.collector.max_pages),
-            first_start=start,
-        )
+        return sweep_queries(self.settings, self.queries, state, self.fetch_page)
 
     def fetch_page(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
         params: list[tuple[str, Any]] = [("nacs", code) for code in query.split(",")]

@@ -38,7 +38,7 @@ from collector.sources.base import (
     html_to_text,
     reset_time,
     retrying,
-    sweep,
+    sweep_queries,
 )
 
 PAGE_SIZE = 40
@@ -75,14 +75,7 @@ class MastodonSource:
         )
 
     def fetch(self, state: State) -> Batch:
-        start = datetime.now(UTC) - timedelta(hours=int(self.settings.collector.backfill_hours))
-        return sweep(
-            self.queries,
-            state,
-            self.fetch_page,
-            max_pages=int(self.settings.collector.max_pages),
-            first_start=start,
-        )
+        return sweep_queries(self.settings, self.queries, state, self.fetch_page)
 
     def fetch_page(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
         instance, _, term = query.partition(" ")

@@ -29,7 +29,7 @@ from collector.sources.base import (
     parse_time,
     retry_in,
     retrying,
-    sweep,
+    sweep_queries,
 )
 
 MAX_QUERY = 512
@@ -56,14 +56,7 @@ class RedditSource:
         self.queries = pack_or(f'"{name}"' for name in context.names)
 
     def fetch(self, state: State) -> Batch:
-        start = datetime.now(UTC) - timedelta(hours=int(self.settings.collector.backfill_hours))
-        return sweep(
-            self.queries,
-            state,
-            self.fetch_page,
-            max_pages=int(self.settings.collector.max_pages),
-            first_start=start,
-        )
+        return sweep_queries(self.settings, self.queries, state, self.fetch_page)
 
     def fetch_page(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
         params = {"after": cursor} if cursor else {}

@@ -33,7 +33,7 @@ from collector.sources.base import (
     State,
     reset_time,
     retrying,
-    sweep,
+    sweep_queries,
 )
 
 log = logging.getLogger(__name__)
@@ -74,21 +74,22 @@ class XSource:
         self.month_reads = 0
 
     def fetch(self, state: State) -> Batch:
-        now = datetime.now(UTC)
-        usage = month_usage(state, now)
+        usage = month_usage(state, datetime.now(UTC))
         self.month_reads = usage["reads"]
-        batch = sweep(
+        batch = sweep_queries(
+            self.settings,
             self.queries,
             state,
             self.fetch_page,
-            max_pages=int(self.settings.collector.max_pages),
-            first_start=now - timedelta(hours=int(self.settings.collector.backfill_hours)),
             may_read=lambda: self.month_reads < self.budget,
         )
         usage["reads"] = self.month_reads
         batch.notices.extend(self.budget_notices(usage))
         batch.state["usage"] = usage
         return batch
+
+    def within_budget(self) -> bool:
+        return self.month_reads < self.budget
 
     def fetch_page(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
         remaining = self.budget - self.month_reads

@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
+from tests.collector.fakes.server import FakeServer
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    """A fake API server on 127.0.0.1, closed after the test."""
+    server = FakeServer()
+    yield server
+    server.close()
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,13 +110,6 @@ class Collector:
         process = self.start()
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0, (out + err).decode()
-
-
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    server = FakeServer()
-    yield server
-    server.close()
 
 
 def hold_page(server: FakeServer, path: str, number: int) -> threading.Event:

@@ -23,13 +23,6 @@ NAMING_ALICE = "Dr Amira Hassan in Leeds"
 
 
 @pytest.fixture
-def server() -> Iterator[FakeServer]:
-    server = FakeServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def feeds(server: FakeServer) -> FakeFeeds:
     return FakeFeeds(server)
 
@@ -44,6 +37,14 @@ def runtime_for(settings: Settings, server: FakeServer, **overrides: object) -> 
         "sources__rss__feeds": [f"{server.base_url}/feeds/alerts-0"],
     }
     return Runtime(settings.with_overrides(**{**values, **overrides}))
+
+
+def careopinion_at(server: FakeServer) -> dict[str, object]:
+    return {
+        "sources__careopinion__enabled": True,
+        "sources__careopinion__base_url": server.base_url,
+        "sources__careopinion__api_key": API_KEY,
+    }
 
 
 @pytest.fixture
@@ -126,13 +127,7 @@ def test_a_rate_limited_source_waits_for_its_reset_while_the_others_carry_on(
 ) -> None:
     stories = FakeCareOpinion(server, ["A10001"])
     stories.items += more_items(stories.items, 2, "the receptionist was rude")
-    runtime = runtime_for(
-        settings,
-        server,
-        sources__careopinion__enabled=True,
-        sources__careopinion__base_url=server.base_url,
-        sources__careopinion__api_key=API_KEY,
-    )
+    runtime = runtime_for(settings, server, **careopinion_at(server))
     server.fail(feeds.rate_limited(), path="/feeds/.*", times=None)
     reports = {report.source: report for report in collect_once(runtime)}
     assert reports["rss"].error and reports["careopinion"].store.stored == 2
@@ -151,14 +146,7 @@ def test_a_story_filed_under_a_practice_names_that_practice(
 ) -> None:
     stories = FakeCareOpinion(server, ["A10001"])
     stories.items += more_items(stories.items, 1, "the receptionist")
-    runtime = runtime_for(
-        settings,
-        server,
-        sources__rss__enabled=False,
-        sources__careopinion__enabled=True,
-        sources__careopinion__base_url=server.base_url,
-        sources__careopinion__api_key=API_KEY,
-    )
+    runtime = runtime_for(settings, server, sources__rss__enabled=False, **careopinion_at(server))
     collect_once(runtime)
     [entity] = session.scalars(select(MentionEntity)).all()
     assert entity.practice_id == alice.practice.id and entity.matched_text == "A10001"

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import pytest
+
 from collector.post import Post
 from collector.sources.base import Batch, Source
 from tests.collector.fakes.server import FakeServer, Reply
@@ -128,3 +130,18 @@ def check_several_pages(harness: Harness) -> None:
     assert len(posts) == count
     assert len({post.external_id for post in posts}) == count
     assert len(harness.server.calls(harness.data_path)) >= 3
+
+
+class SourceContract:
+    """Every source's tests subclass this (``class TestContract(SourceContract)``) and provide a
+    ``harness`` fixture: the fault table, an empty result and several pages then run for it."""
+
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_it_reports_each_fault_as_the_right_kind_of_error(self, case: Case, harness: Harness) -> None:
+        run_case(case, harness)
+
+    def test_an_empty_result_is_a_successful_poll(self, harness: Harness) -> None:
+        check_empty_result(harness)
+
+    def test_it_reads_several_pages(self, harness: Harness) -> None:
+        check_several_pages(harness)

@@ -8,14 +8,7 @@ from collector.sources.base import Context
 from collector.sources.bluesky import BlueskySource, forget_sessions
 from tests.collector.fakes.bluesky import CREATE_SESSION, HANDLE, PASSWORD, SEARCH, FakeBluesky
 from tests.collector.fakes.corpus import Item, more_items, recent
-from tests.collector.fakes.faults import (
-    CASE_IDS,
-    CASES,
-    Case,
-    check_empty_result,
-    check_several_pages,
-    fetch_all,
-)
+from tests.collector.fakes.faults import SourceContract, fetch_all
 from tests.collector.fakes.faults import source_settings as settings_for
 from tests.collector.fakes.server import FakeServer
 
@@ -46,27 +39,14 @@ class Harness:
 
 
 @pytest.fixture
-def harness() -> Iterator[Harness]:
-    forget_sessions()
-    server = FakeServer()
+def harness(server: FakeServer) -> Iterator[Harness]:
+    forget_sessions()  # no logged-in client from another test
     yield Harness(server)
-    server.close()
     forget_sessions()
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_it_reports_each_fault_as_the_right_kind_of_error(case: Case, harness: Harness) -> None:
-    from tests.collector.fakes.faults import run_case
-
-    run_case(case, harness)
-
-
-def test_an_empty_search_is_a_successful_poll(harness: Harness) -> None:
-    check_empty_result(harness)
-
-
-def test_it_follows_the_cursor_through_several_pages(harness: Harness) -> None:
-    check_several_pages(harness)
+class TestContract(SourceContract):
+    pass
 
 
 def test_it_turns_post_views_into_posts(harness: Harness) -> None:

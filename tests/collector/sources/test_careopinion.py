@@ -1,23 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from collector.sources.base import Context
 from collector.sources.careopinion import CareOpinionSource
 from tests.collector.fakes.careopinion import API_KEY, PATH, FakeCareOpinion
 from tests.collector.fakes.corpus import more_items
-from tests.collector.fakes.faults import (
-    CASE_IDS,
-    CASES,
-    Case,
-    check_empty_result,
-    check_several_pages,
-    fetch_all,
-    run_case,
-    source_settings,
-)
+from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
 from tests.collector.fakes.server import FakeServer
 
 ODS_CODES = ["A10001", "B20002"]
@@ -46,23 +35,12 @@ class Harness:
 
 
 @pytest.fixture
-def harness() -> Iterator[Harness]:
-    server = FakeServer()
-    yield Harness(server)
-    server.close()
+def harness(server: FakeServer) -> Harness:
+    return Harness(server)
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_it_reports_each_fault_as_the_right_kind_of_error(case: Case, harness: Harness) -> None:
-    run_case(case, harness)
-
-
-def test_an_empty_answer_is_a_successful_poll(harness: Harness) -> None:
-    check_empty_result(harness)
-
-
-def test_it_pages_with_take_and_skip(harness: Harness) -> None:
-    check_several_pages(harness)
+class TestContract(SourceContract):
+    pass
 
 
 def test_it_asks_for_the_registered_practices_newest_first_with_the_key_in_a_header(harness: Harness) -> None:

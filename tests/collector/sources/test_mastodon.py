@@ -1,22 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from collector.sources.base import Context
 from collector.sources.mastodon import MastodonSource
 from tests.collector.fakes.corpus import Item, more_items, recent
-from tests.collector.fakes.faults import (
-    CASE_IDS,
-    CASES,
-    Case,
-    check_empty_result,
-    check_several_pages,
-    fetch_all,
-    run_case,
-    source_settings,
-)
+from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
 from tests.collector.fakes.mastodon import TOKEN, FakeMastodon
 from tests.collector.fakes.server import FakeServer
 
@@ -35,6 +24,8 @@ class Harness:
         self.api = FakeMastodon(server)
         self.token = token
         self.search = search
+        if search:
+            self.data_path = self.auth_path = SEARCH_PATH
 
     def seed(self, count: int) -> None:
         self.api.items += more_items(self.api.items, count, NAME)
@@ -51,42 +42,27 @@ class Harness:
 
 
 @pytest.fixture
-def server() -> Iterator[FakeServer]:
-    server = FakeServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def harness(server: FakeServer) -> Harness:
     return Harness(server)
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_it_reports_each_fault_as_the_right_kind_of_error(case: Case, harness: Harness) -> None:
-    run_case(case, harness)
+class TestContract(SourceContract):
+    """Hashtag timelines."""
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_search_reports_each_fault_as_the_right_kind_of_error(case: Case, server: FakeServer) -> None:
-    harness = Harness(server, search=True)
-    harness.data_path = harness.auth_path = SEARCH_PATH
-    run_case(case, harness)
+class TestSearchContract(SourceContract):
+    """Full-text search of the registered names."""
 
-
-def test_an_empty_timeline_is_a_successful_poll(harness: Harness) -> None:
-    check_empty_result(harness)
-
-
-def test_it_pages_back_through_a_busy_hashtag(harness: Harness) -> None:
-    check_several_pages(harness)
+    @pytest.fixture
+    def harness(self, server: FakeServer) -> Harness:
+        return Harness(server, search=True)
 
 
 def test_search_pages_back_only_as_far_as_the_last_sweep(server: FakeServer) -> None:
     harness = Harness(server, search=True)
-    harness.data_path = SEARCH_PATH
-    check_several_pages(harness)
-    _, batch = fetch_all(harness.source())
+    harness.seed(85)
+    first, batch = fetch_all(harness.source())
+    assert len(first) == 85 and len(server.calls(SEARCH_PATH)) == 3
     harness.seed(3)
     before = len(server.calls(SEARCH_PATH))
     posts, batch = fetch_all(harness.source(), batch.state)

@@ -1,22 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from collector.sources.base import Context
 from collector.sources.reddit import RedditSource, pack_or
 from tests.collector.fakes.corpus import Item, more_items, recent
-from tests.collector.fakes.faults import (
-    CASE_IDS,
-    CASES,
-    Case,
-    check_empty_result,
-    check_several_pages,
-    fetch_all,
-    run_case,
-    source_settings,
-)
+from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
 from tests.collector.fakes.reddit import CLIENT_ID, CLIENT_SECRET, SEARCH_PATH, TOKEN_PATH, FakeReddit
 from tests.collector.fakes.server import FakeServer
 
@@ -48,23 +37,12 @@ class Harness:
 
 
 @pytest.fixture
-def harness() -> Iterator[Harness]:
-    server = FakeServer()
-    yield Harness(server)
-    server.close()
+def harness(server: FakeServer) -> Harness:
+    return Harness(server)
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_it_reports_each_fault_as_the_right_kind_of_error(case: Case, harness: Harness) -> None:
-    run_case(case, harness)
-
-
-def test_an_empty_search_is_a_successful_poll(harness: Harness) -> None:
-    check_empty_result(harness)
-
-
-def test_it_follows_after_through_several_pages(harness: Harness) -> None:
-    check_several_pages(harness)
+class TestContract(SourceContract):
+    pass
 
 
 def test_it_searches_the_subreddits_together_newest_first_with_the_names_ored(harness: Harness) -> None:

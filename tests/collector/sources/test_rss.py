@@ -1,22 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from collector.sources.base import Context
 from collector.sources.rss import FeedSource
 from tests.collector.fakes.corpus import more_items
-from tests.collector.fakes.faults import (
-    CASE_IDS,
-    CASES,
-    Case,
-    check_empty_result,
-    check_several_pages,
-    fetch_all,
-    run_case,
-    source_settings,
-)
+from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
 from tests.collector.fakes.feeds import FakeFeeds, story_url
 from tests.collector.fakes.server import FakeServer
 
@@ -43,28 +32,16 @@ class Harness:
 
 
 @pytest.fixture
-def server() -> Iterator[FakeServer]:
-    server = FakeServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def harness(server: FakeServer) -> Harness:
     return Harness(server)
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_it_reports_each_fault_as_the_right_kind_of_error(case: Case, harness: Harness) -> None:
-    run_case(case, harness)
+class TestContract(SourceContract):
+    """Feeds do not page: "several pages" are several feeds."""
 
-
-def test_an_empty_feed_is_a_successful_poll(harness: Harness) -> None:
-    check_empty_result(harness)
-
-
-def test_it_reads_every_configured_feed(server: FakeServer) -> None:
-    check_several_pages(Harness(server, feeds=3))
+    @pytest.fixture
+    def harness(self, server: FakeServer) -> Harness:
+        return Harness(server, feeds=3)
 
 
 def test_google_alerts_entries_become_posts_with_the_real_link(harness: Harness) -> None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,16 +9,7 @@ from collector.matching import Entity
 from collector.sources.base import Context
 from collector.sources.x import XSource, snowflake_time
 from tests.collector.fakes.corpus import Item, more_items, recent
-from tests.collector.fakes.faults import (
-    CASE_IDS,
-    CASES,
-    Case,
-    check_empty_result,
-    check_several_pages,
-    fetch_all,
-    run_case,
-    source_settings,
-)
+from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
 from tests.collector.fakes.server import FakeServer
 from tests.collector.fakes.x import PATH, TOKEN, FakeX
 
@@ -52,23 +42,12 @@ class Harness:
 
 
 @pytest.fixture
-def harness() -> Iterator[Harness]:
-    server = FakeServer()
-    yield Harness(server)
-    server.close()
+def harness(server: FakeServer) -> Harness:
+    return Harness(server)
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_it_reports_each_fault_as_the_right_kind_of_error(case: Case, harness: Harness) -> None:
-    run_case(case, harness)
-
-
-def test_an_empty_search_is_a_successful_poll(harness: Harness) -> None:
-    check_empty_result(harness)
-
-
-def test_it_follows_next_token_through_several_pages(harness: Harness) -> None:
-    check_several_pages(harness)
+class TestContract(SourceContract):
+    pass
 
 
 def test_tweepy_is_pointed_at_the_base_url_and_asks_for_the_fields_it_needs(harness: Harness) -> None:
