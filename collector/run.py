@@ -27,7 +27,7 @@ from collector.matching import Entity, EntityMatch, MatcherCache, load_entities,
 from collector.post import Post
 from collector.sources import build_source, enabled_sources
 from collector.sources.base import Batch, Context, Source, SourceError
-from collector.store import StoreReport, store_matched
+from collector.store import StoreReport, insert_or_skip, store_matched
 from vigil.errors import VigilError
 from vigil.models import Practice
 from vigil.models.collector import SourceState
@@ -175,10 +175,9 @@ def commit_batch(
 
 def source_state(session: Session, name: str) -> SourceState:
     row = session.get(SourceState, name)
-    if row is None:
-        row = SourceState(source=name, checkpoint={}, version=0)
-        session.add(row)
-        session.flush()
+    if row is None:  # the first poll (two processes may both get here: the second insert is skipped)
+        session.execute(insert_or_skip(session, SourceState, {"source": name}))
+        row = session.get_one(SourceState, name)
     return row
 
 
@@ -211,7 +210,7 @@ def match_posts(
         practices = {ods: id_ for ods, id_ in session.execute(select(Practice.ods_code, Practice.id))}
     matched = []
     for post in posts:
-        matches = matcher.match(post)
+        matches = list(matcher.match(post))
         named = {match.practice_id for match in matches}
         for ods in post.extra.get("ods_codes", []):
             practice_id = practices.get(ods)

@@ -39,7 +39,6 @@ class StoreReport:
 def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[EntityMatch]]]) -> StoreReport:
     """Store each post that names at least one entity, unless it is stored already."""
     report = StoreReport()
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     seen: set[tuple[str, str] | str] = set()
     for post, matches in matched:
         if not matches:
@@ -51,7 +50,7 @@ def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[Entit
             report.duplicates += 1
             continue
         seen |= keys
-        statement = insert(Mention).values(**values).on_conflict_do_nothing().returning(Mention.id)
+        statement = insert_or_skip(session, Mention, values).returning(Mention.id)
         mention_id = session.execute(statement).scalar()
         if mention_id is None:
             report.duplicates += 1
@@ -60,6 +59,12 @@ def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[Entit
         report.stored += 1
     session.flush()
     return report
+
+
+def insert_or_skip(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL alike."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return insert(model).values(**values).on_conflict_do_nothing()
 
 
 def mention_values(post: Post) -> dict[str, Any]:
