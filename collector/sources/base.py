@@ -66,6 +66,8 @@ class Notice:
 
 @dataclass
 class Batch:
+    """Posts read since the checkpoint, and the new checkpoint that covers exactly them."""
+
     posts: list[Post]
     state: State
     more: bool = False

@@ -77,11 +77,7 @@ class XSource:
         usage = month_usage(state, datetime.now(UTC))
         self.month_reads = usage["reads"]
         batch = sweep_queries(
-            self.settings,
-            self.queries,
-            state,
-            self.fetch_page,
-            may_read=lambda: self.month_reads < self.budget,
+            self.settings, self.queries, state, self.fetch_page, may_read=self.within_budget
         )
         usage["reads"] = self.month_reads
         batch.notices.extend(self.budget_notices(usage))
@@ -89,6 +85,7 @@ class XSource:
         return batch
 
     def within_budget(self) -> bool:
+        """Reading stops once this month's reads reach the budget (the checkpoint carries them)."""
         return self.month_reads < self.budget
 
     def fetch_page(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
