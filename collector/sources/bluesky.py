@@ -73,12 +73,12 @@ class BlueskySource:
         """Reuse this process's client, else the session saved in the checkpoint, else log in."""
         if self.client is not None:
             return
-        client = Client(self.options.base_url, request=Request(timeout=self.timeout()))
-        if saved and saved.get("for") == self.session_owner():
-            client.login(session_string=saved["session"], fetch_bsky_profile=False)
-            self.client = client
-        else:
-            self.client = client
+        self.client = Client(self.options.base_url, request=Request(timeout=self.timeout()))
+        try:
+            if not saved or saved.get("for") != self.session_owner():
+                raise ValueError("no saved session for this account")
+            self.client.login(session_string=saved["session"], fetch_bsky_profile=False)
+        except Exception:  # none saved, or unreadable: log in (rate-limited, hence the reuse)
             self.login()
         _clients[self.key] = self.client
 

@@ -84,7 +84,9 @@ class MastodonSource:
         def read() -> list[Any]:
             if term.startswith("#"):
                 return api.timeline_hashtag(term[1:], since_id=since or start, max_id=cursor, limit=PAGE_SIZE)
-            return api.search_v2(term, result_type="statuses", max_id=cursor, limit=PAGE_SIZE).statuses
+            return api.search_v2(
+                term, resolve=False, result_type="statuses", max_id=cursor, limit=PAGE_SIZE
+            ).statuses
 
         statuses = list(retrying(self.settings, read, lambda exc: classify_error(exc, api)))
         fresh = [s for s in statuses if is_newer(s, since, start)]
