@@ -10,6 +10,10 @@ and PRAW accept one; feeds and Care Opinion use it directly). The session
 * can redirect a hard-coded production host to a configured base URL. tweepy always calls
   ``https://api.twitter.com``; mounting a ``Redirect`` adapter for that prefix sends the same
   requests to ``sources.x.base_url`` (a proxy, or a fake server on loopback in the tests).
+
+The one exception is Bluesky: the atproto SDK is built on httpx, not requests, so it gets the
+same timeout, User-Agent and base URL through its own options (``Client(base_url)``,
+``Request(timeout=...)``).
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ class BlueskySource:
         if self.client is not None:
             return
         self.client = Client(self.options.base_url, request=Request(timeout=self.timeout()))
+        self.client.request.add_additional_header("User-Agent", self.settings.collector.user_agent)
         try:
             if not saved or saved.get("for") != self.session_owner():
                 raise ValueError("no saved session for this account")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -83,6 +84,24 @@ def test_a_pass_stores_the_mentions_with_the_checkpoint(
     row = state(session)
     assert row.checkpoint["feeds"] and row.version == 1 and row.last_success_at is not None
     assert (row.posts_read, row.mentions_stored, row.consecutive_failures) == (4, 3, 0)
+
+
+def test_a_stop_request_ends_a_poll_after_the_current_batch(
+    settings: Settings, server: FakeServer, session: Session, alice: Tenancy
+) -> None:
+    stories = FakeCareOpinion(server, ["A10001"])
+    stories.items += more_items(stories.items, 250, "the receptionist")
+    runtime = runtime_for(
+        settings, server, sources__rss__enabled=False, collector__max_pages=1, **careopinion_at(server)
+    )
+    stop = threading.Event()
+    stop.set()
+    [report] = collect_once(runtime, stop=stop)
+    assert (report.batches, report.store.stored) == (1, 100)
+    assert state(session, "careopinion").checkpoint["queries"]["A10001"]["cursor"] == "100"
+    [report] = collect_once(runtime)  # the next poll carries on from the checkpoint
+    assert (report.batches, report.store.stored) == (2, 150)
+    runtime.close()
 
 
 def test_a_second_pass_stores_nothing_twice(

@@ -71,6 +71,7 @@ def test_it_asks_for_the_latest_posts_since_the_last_sweep(harness: Harness) -> 
     harness.seed(2)
     second, _ = fetch_all(source, batch.state)
     request = harness.server.calls(SEARCH)[-1]
+    assert request.headers["user-agent"].startswith("Vigil/")
     assert request.arg("sort") == "latest" and request.arg("q") == f'"{NAME}"'
     assert request.arg("since")
     assert len(first) == 3
