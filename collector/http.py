@@ -19,6 +19,7 @@ same timeout, User-Agent and base URL through its own options (``Client(base_url
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -39,6 +40,17 @@ class VigilAdapter(HTTPAdapter):
         if self.rewrite and request.url and request.url.startswith(self.rewrite[0]):
             request.url = self.rewrite[1] + request.url[len(self.rewrite[0]) :]
         return super().send(request, **kwargs)
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for a failed request (requests' own messages run to hundreds of characters)."""
+    url = exc.request.url if isinstance(exc, requests.RequestException) and exc.request is not None else None
+    where = f" ({urlsplit(url).netloc})" if url else ""
+    if isinstance(exc, requests.Timeout):
+        return f"timed out{where}"
+    if isinstance(exc, requests.ConnectionError):
+        return f"could not connect{where}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def cap(timeout: Any, limit: float) -> Any:

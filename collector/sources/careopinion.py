@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from collector.http import http_session
+from collector.http import describe, http_session
 from collector.post import Post
 from collector.sources.base import (
     Batch,
@@ -108,5 +108,5 @@ def to_post(opinion: dict[str, Any]) -> Post:
 
 def classify_error(exc: Exception) -> SourceError:
     if isinstance(exc, requests.RequestException | ValueError | KeyError):
-        return SourceError(f"Care Opinion could not be read: {type(exc).__name__}: {exc}")
+        return SourceError(f"Care Opinion could not be read: {describe(exc)}")
     return SourceError(f"Care Opinion failed unexpectedly: {type(exc).__name__}: {exc}")

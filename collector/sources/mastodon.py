@@ -27,7 +27,7 @@ from mastodon import (
     MastodonUnauthorizedError,
 )
 
-from collector.http import http_session
+from collector.http import describe, http_session
 from collector.post import Post
 from collector.sources.base import (
     Batch,
@@ -156,8 +156,11 @@ def classify_error(exc: Exception, api: Mastodon) -> SourceError:
         return SourceError(
             f"Mastodon has no such endpoint (check the instance URL): {api_message(exc)}", permanent=True
         )
-    if isinstance(exc, MastodonServerError | MastodonNetworkError | requests.RequestException):
-        return SourceError(f"Mastodon could not be reached: {type(exc).__name__}: {api_message(exc)}")
+    if isinstance(exc, MastodonNetworkError | requests.RequestException):
+        cause = exc.__context__ or exc
+        return SourceError(f"Mastodon could not be reached: {describe(cause)}")
+    if isinstance(exc, MastodonServerError):
+        return SourceError(f"Mastodon answered with a server error: {api_message(exc)}")
     if isinstance(exc, MastodonAPIError) and len(exc.args) > 1 and exc.args[1] in (403, 422):
         return SourceError(f"Mastodon refused the request: {api_message(exc)}", permanent=True)
     return SourceError(f"Mastodon answered unexpectedly: {type(exc).__name__}: {api_message(exc)}")

@@ -18,7 +18,7 @@ from typing import Any
 import praw
 import prawcore
 
-from collector.http import http_session
+from collector.http import describe, http_session
 from collector.post import Post
 from collector.sources.base import (
     Batch,
@@ -125,6 +125,8 @@ def classify_error(exc: Exception) -> SourceError:
                 f"Reddit has no such subreddit ({status}): check sources.reddit.subreddits", permanent=True
             )
         return SourceError(f"Reddit answered {status}: {exc}")
+    if isinstance(exc, prawcore.RequestException):
+        return SourceError(f"Reddit could not be reached: {describe(exc.original_exception)}")
     if isinstance(exc, prawcore.PrawcoreException | ValueError):
         return SourceError(f"Reddit could not be reached: {type(exc).__name__}: {exc}")
     return SourceError(f"Reddit search failed: {type(exc).__name__}: {exc}")

@@ -19,7 +19,7 @@ from typing import Any
 import feedparser
 import requests
 
-from collector.http import http_session
+from collector.http import describe, http_session
 from collector.post import Post
 from collector.sources.base import (
     Batch,
@@ -145,4 +145,4 @@ def to_post(entry: Any, feed_url: str, feed_title: str) -> Post:
 
 
 def classify_error(exc: Exception) -> SourceError:
-    return SourceError(f"the feed could not be fetched: {type(exc).__name__}: {exc}")
+    return SourceError(f"the feed could not be fetched: {describe(exc)}")

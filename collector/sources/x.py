@@ -22,7 +22,7 @@ from typing import Any
 import requests
 import tweepy
 
-from collector.http import http_session
+from collector.http import describe, http_session
 from collector.post import Post
 from collector.sources.base import (
     Batch,
@@ -180,5 +180,5 @@ def classify_error(exc: Exception) -> SourceError:
     if isinstance(exc, tweepy.BadRequest):
         return SourceError(f"X rejected the search: {'; '.join(exc.api_messages) or exc}", permanent=True)
     if isinstance(exc, tweepy.TwitterServerError | requests.RequestException | ValueError):
-        return SourceError(f"X search failed: {type(exc).__name__}: {exc}")
+        return SourceError(f"X search failed: {describe(exc)}")
     return SourceError(f"X search failed unexpectedly: {type(exc).__name__}: {exc}")

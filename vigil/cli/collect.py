@@ -43,14 +43,17 @@ def collect(
         return
     table = Table("Source", "Batches", "Read", "Stored", "Already stored", "Naming no one", "Outcome")
     for report in reports:
-        outcome = report.skipped or (f"[red]failed: {escape(report.error)}[/]" if report.error else "ok")
+        outcome = escape(report.skipped) if report.skipped else ("[red]failed[/]" if report.error else "ok")
         store = report.store
         table.add_row(
             report.source, str(report.batches), str(report.posts_read), str(store.stored),
             str(store.duplicates), str(store.unmatched), outcome,
         )  # fmt: skip
     console.print(table)
-    if any(report.error for report in reports):
+    failed = [report for report in reports if report.error]
+    for report in failed:
+        err_console.print(f"[bold red]{report.source} failed:[/] {escape(report.error or '')}")
+    if failed:
         raise typer.Exit(1)
 
 
