@@ -44,8 +44,8 @@ class VigilAdapter(HTTPAdapter):
 
 def describe(exc: BaseException) -> str:
     """A short reason for a failed request (requests' own messages run to hundreds of characters)."""
-    url = exc.request.url if isinstance(exc, requests.RequestException) and exc.request is not None else None
-    where = f" ({urlsplit(url).netloc})" if url else ""
+    request = exc.request if isinstance(exc, requests.RequestException) else None
+    where = f" ({urlsplit(str(request.url)).netloc})" if request is not None and request.url else ""
     if isinstance(exc, requests.Timeout):
         return f"timed out{where}"
     if isinstance(exc, requests.ConnectionError):
