@@ -23,6 +23,7 @@ import requests
 import tweepy
 
 from collector.http import describe, http_session
+from collector.matching import checked_exclusions, common_names_from
 from collector.post import Post
 from collector.sources.base import (
     Batch,
@@ -63,10 +64,14 @@ class XSource:
 
         self.settings = context.settings
         self.options = context.options(self.name)
+        matching = self.settings.matching  # queries ask for what the matcher will accept
         self.queries = plan_queries(
             context.entities,
             max_length=int(self.options.max_query_length),
             exclude_retweets=bool(self.options.exclude_retweets),
+            context_words=matching.context_words,
+            common_names=common_names_from(matching.common_names_file),
+            exclusions=checked_exclusions(matching.exclusions),
         )
         self.client = tweepy.Client(bearer_token=self.options.bearer_token.get(), wait_on_rate_limit=False)
         self.client.session = http_session(self.settings, redirect=(X_API, self.options.base_url))
