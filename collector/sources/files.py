@@ -26,7 +26,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from collector.post import Post
-from collector.store import StoreReport
+from collector.run import match_posts
+from collector.store import StoreReport, store_matched
 from vigil.register import RegisterImportError, RowError
 from vigil.settings import Settings
 
@@ -48,9 +49,6 @@ class ImportReport:
 
 def import_posts(session: Session, settings: Settings, path: Path) -> ImportReport:
     """Validate the whole file, then match and store its posts in the caller's transaction."""
-    from collector.run import match_posts
-    from collector.store import store_matched
-
     posts = read_posts(path)
     return ImportReport(len(posts), store_matched(session, match_posts(session, settings, posts)))
 
