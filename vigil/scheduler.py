@@ -140,6 +140,8 @@ def run(runtime: Runtime, until: threading.Event | None = None) -> None:
             signal.signal(signum, lambda number, frame: stop.set())
     scheduler = build_scheduler(runtime, scheduled_jobs(runtime.settings))
     scheduler.resume()
+    if not scheduler.get_jobs():
+        log.warning("nothing is scheduled: enable a source (sources.<name>.enabled, see docs/collector.md)")
     log.info(
         "scheduler running %d job(s): %s",
         len(scheduler.get_jobs()),
