@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.collector.conftest import loopback_only  # noqa: F401  (collector tests' network guard)
 from tests.collector.fakes.corpus import more_items
 from tests.collector.fakes.feeds import FakeFeeds
-from tests.collector.fakes.server import FakeServer, Reply
+from tests.collector.fakes.server import FakeServer, Reply, loopback_only  # noqa: F401  (autouse)
 from vigil.cli import app
 from vigil.paths import resource_dir
 

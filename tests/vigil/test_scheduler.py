@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from tests.collector.conftest import loopback_only  # noqa: F401  (collector tests' network guard)
 from tests.collector.fakes.corpus import more_items
 from tests.collector.fakes.feeds import FakeFeeds
-from tests.collector.fakes.server import FakeServer
+from tests.collector.fakes.server import FakeServer, loopback_only  # noqa: F401  (autouse)
 from tests.conftest import Tenancy
 from vigil import scheduler
 from vigil.models import Mention
