@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument(
         "--max-length", type=int, nargs="+", default=[SELF_SERVE_MAX_LENGTH, ENTERPRISE_MAX_LENGTH]
     )
-    parser.add_argument("--trials", type=int, default=12, help="doctors added, one at a time")
+    parser.add_argument("--trials", type=int, default=8, help="doctors added, one at a time")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
