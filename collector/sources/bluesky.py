@@ -198,17 +198,17 @@ def classify_error(exc: Exception) -> SourceError:
         reset = exc.reset_at or datetime.now(UTC) + timedelta(seconds=exc.retry_after or 300)
         return SourceError(f"Bluesky rate limit reached; resets at {reset:%H:%M} UTC", retry_after=reset)
     if isinstance(exc, UnauthorizedError | LoginRequiredError):
-        return SourceError(f"Bluesky refused the login or session: {describe(exc)}", permanent=True)
+        return SourceError(f"Bluesky refused the login or session: {xrpc_reason(exc)}", permanent=True)
     if isinstance(exc, BadRequestError):
-        return SourceError(f"Bluesky rejected the request: {describe(exc)}", permanent=True)
+        return SourceError(f"Bluesky rejected the request: {xrpc_reason(exc)}", permanent=True)
     if isinstance(exc, NetworkError):
-        return SourceError(f"Bluesky could not be reached: {type(exc).__name__} {describe(exc)}")
+        return SourceError(f"Bluesky could not be reached: {type(exc).__name__} {xrpc_reason(exc)}")
     if getattr(exc, "response", None) is not None:
-        return SourceError(f"Bluesky answered {describe(exc)}")
-    return SourceError(f"Bluesky answered unexpectedly: {type(exc).__name__}: {describe(exc)}")
+        return SourceError(f"Bluesky answered {xrpc_reason(exc)}")
+    return SourceError(f"Bluesky answered unexpectedly: {type(exc).__name__}: {xrpc_reason(exc)}")
 
 
-def describe(exc: Exception) -> str:
+def xrpc_reason(exc: Exception) -> str:
     response = getattr(exc, "response", None)
     if response is None:
         return str(exc.__cause__ or exc) or type(exc).__name__

@@ -2,8 +2,10 @@
 
 Queries come from the register (``collector.xquery.plan_queries``). Each query keeps its own
 ``since_id``; a sweep follows ``next_token`` with the same ``since_id`` and the first page's
-``newest_id`` becomes the next ``since_id``. A query seen for the first time reads from the last
-complete pass (``start_time``), never the full 7 days.
+``newest_id`` becomes the next ``since_id``. When the register changes the plan, a new query made
+of terms already searched carries their ``since_id`` (``collector.xquery.carry_since_ids``); one
+with a new term reads from the start of the last complete pass (``start_time``), never the
+full 7 days.
 
 Reads are billed per post returned, so the month's reads and their estimated cost live in the
 checkpoint, committed with the posts they paid for: the operator is told at 80 % of
@@ -36,6 +38,7 @@ from collector.sources.base import (
     retrying,
     sweep_queries,
 )
+from collector.xquery import carry_since_ids, plan_queries
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +63,6 @@ class XSource:
     name = "x"
 
     def __init__(self, context: Context) -> None:
-        from collector.xquery import plan_queries
-
         self.settings = context.settings
         self.options = context.options(self.name)
         matching = self.settings.matching  # queries ask for what the matcher will accept
@@ -81,6 +82,7 @@ class XSource:
     def fetch(self, state: State) -> Batch:
         usage = month_usage(state, datetime.now(UTC))
         self.month_reads = usage["reads"]
+        state = with_carried_since_ids(state, self.queries)
         batch = sweep_queries(
             self.settings, self.queries, state, self.fetch_page, may_read=self.within_budget
         )
@@ -135,6 +137,15 @@ class XSource:
             )
             notices.append(Notice("x_budget_warning", "X read budget at 80 %", message))
         return notices
+
+
+def with_carried_since_ids(state: State, queries: list[str]) -> State:
+    """When the register changes the plan, a new query made of terms already searched resumes from
+    their ``since_id`` (exact, and cheaper than reading from the last poll's time)."""
+    known = state.get("queries", {})
+    previous = {query: entry["since"] for query, entry in known.items() if entry.get("since")}
+    carried = carry_since_ids(previous, [query for query in queries if query not in known])
+    return {**state, "queries": {**known, **{query: {"since": since} for query, since in carried.items()}}}
 
 
 def month_usage(state: State, now: datetime) -> dict[str, Any]:

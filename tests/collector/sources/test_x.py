@@ -156,3 +156,15 @@ def test_the_bearer_token_is_never_logged(harness: Harness, caplog: pytest.LogCa
     with caplog.at_level(logging.DEBUG):
         fetch_all(harness.source())
     assert TOKEN not in caplog.text
+
+
+def test_a_repacked_query_of_known_terms_carries_their_since_id(harness: Harness) -> None:
+    harness.seed(2)
+    _, batch = fetch_all(harness.source())
+    [(old_query, entry)] = batch.state["queries"].items()
+    harness.overrides = {"sources__x__exclude_retweets": False}  # the same terms, another query
+    _, batch = fetch_all(harness.source(), batch.state)
+    last = harness.server.calls(PATH)[-1]
+    assert last.arg("query") != old_query
+    assert last.arg("since_id") == entry["since"] and last.arg("start_time") is None
+    assert old_query not in batch.state["queries"]
