@@ -108,7 +108,10 @@ class Collector:
 
     def run_to_the_end(self) -> None:
         process = self.start()
-        out, err = process.communicate(timeout=120)
+        try:
+            out, err = process.communicate(timeout=120)
+        finally:
+            process.kill()
         assert process.returncode == 0, (out + err).decode()
 
 
@@ -138,9 +141,10 @@ def test_a_collector_killed_at_any_moment_loses_nothing_and_stores_nothing_twice
 
     arrived = hold_page(server, fake.page_path, number=3)
     process = collector.start()
-    assert arrived.wait(60), "the collector never asked for the third page"
+    reached = arrived.wait(60)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert reached, "the collector never asked for the third page"
     server.hooks.clear()
     assert 0 < stored(session) < len(fake.corpus), "the kill should land mid-collection"
 

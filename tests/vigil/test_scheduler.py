@@ -120,11 +120,14 @@ def test_vigil_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "vigil", "run"], env=environment, cwd=ROOT, stderr=subprocess.PIPE, text=True
     )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if "scheduler running" in line:
-            break
-    process.send_signal(signal.SIGTERM)
-    _, rest = process.communicate(timeout=30)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "scheduler running" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=30)
+    finally:
+        process.kill()  # never leave a scheduler behind, whatever happened
     assert process.returncode == 0, rest
     assert "scheduler stopped" in rest
