@@ -11,15 +11,24 @@ Run exactly one scheduler per database (APScheduler's job store is not safe to s
 processes). Every step is idempotent, so a manual ``vigil collect --once`` meanwhile does no harm.
 
 Later steps add their jobs here: write a function ``settings -> list[JobSpec]`` and list it in
-``JOB_PROVIDERS`` (classify every minute, send alerts, a weekly digest on a ``CronTrigger``).
+``JOB_PROVIDERS``. A step whose entry point takes the runtime (``send_alerts(runtime)``) runs
+through ``run_step``, which passes it the process's runtime (a runtime cannot be pickled)::
+
+    def alerts_jobs(settings: Settings) -> list[JobSpec]:
+        return [
+            JobSpec("alerts:send", STEP, IntervalTrigger(minutes=1), ("alerts.jobs:send_alerts",)),
+            JobSpec("alerts:digests", STEP, CronTrigger(minute="*/5"), ("alerts.jobs:send_due_digests",)),
+        ]
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +66,17 @@ def current_runtime() -> Runtime:
     return _runtime
 
 
+@contextmanager
+def jobs_runtime(runtime: Runtime) -> Iterator[None]:
+    """Make ``runtime`` the one scheduled jobs use while the block runs."""
+    global _runtime
+    _runtime = runtime
+    try:
+        yield
+    finally:
+        _runtime = None
+
+
 # ---------------------------------------------------------------------------------------------
 # Jobs
 # ---------------------------------------------------------------------------------------------
@@ -67,6 +87,15 @@ def collect_job(source: str) -> None:
     from collector.run import collect_once
 
     collect_once(current_runtime(), source, stop=STOPPING)
+
+
+def run_step(target: str, *args: Any) -> None:
+    """Scheduled run of a pipeline step given as "module:function", called with the runtime."""
+    module, _, name = target.partition(":")
+    getattr(importlib.import_module(module), name)(current_runtime(), *args)
+
+
+STEP = "vigil.scheduler:run_step"
 
 
 def collector_jobs(settings: Settings) -> list[JobSpec]:
@@ -130,15 +159,17 @@ def build_scheduler(runtime: Runtime, specs: list[JobSpec]) -> BackgroundSchedul
 
 def run(runtime: Runtime, until: threading.Event | None = None) -> None:
     """Run the scheduler until SIGTERM or SIGINT (or ``until`` is set); stop after current batches."""
-    global _runtime
-    _runtime = runtime
     stop = until or threading.Event()
     STOPPING.clear()
     if until is None:
         # A signal handler only sets the event: logging from it could re-enter a write in progress.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda number, frame: stop.set())
-    scheduler = build_scheduler(runtime, scheduled_jobs(runtime.settings))
+    with jobs_runtime(runtime):
+        _run_until(build_scheduler(runtime, scheduled_jobs(runtime.settings)), stop)
+
+
+def _run_until(scheduler: BackgroundScheduler, stop: threading.Event) -> None:
     scheduler.resume()
     if not scheduler.get_jobs():
         log.warning("nothing is scheduled: enable a source (sources.<name>.enabled, see docs/collector.md)")
@@ -153,5 +184,4 @@ def run(runtime: Runtime, until: threading.Event | None = None) -> None:
         log.info("stopping (SIGTERM, SIGINT or asked to): letting running jobs finish their current batch")
         STOPPING.set()
         scheduler.shutdown(wait=True)
-        _runtime = None
         log.info("scheduler stopped")

@@ -131,3 +131,18 @@ def test_vigil_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         process.kill()  # never leave a scheduler behind, whatever happened
     assert process.returncode == 0, rest
     assert "scheduler stopped" in rest
+
+
+steps_run: list[tuple[object, tuple[object, ...]]] = []
+
+
+def record_step(runtime: Runtime, *args: object) -> None:
+    steps_run.append((runtime, args))
+
+
+def test_a_step_taking_the_runtime_runs_with_the_schedulers_runtime(runtime: Runtime) -> None:
+    with scheduler.jobs_runtime(runtime):
+        scheduler.run_step(f"{__name__}:record_step", "weekly")
+    assert steps_run == [(runtime, ("weekly",))]
+    with pytest.raises(RuntimeError, match="jobs run inside `vigil run`"):
+        scheduler.current_runtime()
