@@ -141,6 +141,7 @@ def record_step(runtime: Runtime, *args: object) -> None:
 
 
 def test_a_step_taking_the_runtime_runs_with_the_schedulers_runtime(runtime: Runtime) -> None:
+    steps_run.clear()
     with scheduler.jobs_runtime(runtime):
         scheduler.run_step(f"{__name__}:record_step", "weekly")
     assert steps_run == [(runtime, ("weekly",))]
