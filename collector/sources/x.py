@@ -18,6 +18,7 @@ adapter on the client's ``requests`` session (see ``collector.http``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,13 +67,14 @@ class XSource:
         self.settings = context.settings
         self.options = context.options(self.name)
         matching = self.settings.matching  # queries ask for what the matcher will accept
+        exclusions: dict[str, Sequence[str]] = dict(checked_exclusions(matching.exclusions))
         self.queries = plan_queries(
             context.entities,
             max_length=int(self.options.max_query_length),
             exclude_retweets=bool(self.options.exclude_retweets),
             context_words=matching.context_words,
             common_names=common_names_from(matching.common_names_file),
-            exclusions=checked_exclusions(matching.exclusions),
+            exclusions=exclusions,
         )
         self.client = tweepy.Client(bearer_token=self.options.bearer_token.get(), wait_on_rate_limit=False)
         self.client.session = http_session(self.settings, redirect=(X_API, self.options.base_url))
