@@ -29,8 +29,9 @@ import math
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from collector.matching import MEDICAL_CONTEXT, Entity
+from collector.matching import MEDICAL_CONTEXT, Entity, checked_exclusions, common_names_from
 from collector.names import (
     WEAK,
     CommonNames,
@@ -42,6 +43,9 @@ from collector.names import (
 )
 from collector.normalise import fold
 from vigil.errors import VigilError
+
+if TYPE_CHECKING:
+    from vigil.settings import Settings
 
 SELF_SERVE_MAX_LENGTH = 512
 ENTERPRISE_MAX_LENGTH = 4096
@@ -79,9 +83,13 @@ def plan_queries(
     exclude_retweets: bool = True,
     context_words: Sequence[str] = DEFAULT_CONTEXT,
     common_names: CommonNames | None = None,
-    exclusions: dict[str, Sequence[str]] | None = None,
+    exclusions: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
-    """X API v2 search queries covering every registered name and X handle, each ≤ ``max_length``."""
+    """X API v2 search queries covering every registered name and X handle, each ≤ ``max_length``.
+
+    ``exclusions`` (GMC number or ODS code → words) are negated in that entity's terms, as the
+    matcher drops posts containing them.
+    """
     suffix = f" {RETWEETS}" if exclude_retweets else ""
     terms = query_terms(
         entities,
@@ -92,6 +100,21 @@ def plan_queries(
         exclusions=exclusions or {},
     )
     return pack(terms, max_length=max_length, suffix=suffix)
+
+
+def plan_queries_from_settings(
+    settings: Settings, entities: Sequence[Entity], *, max_length: int, exclude_retweets: bool = True
+) -> list[str]:
+    """:func:`plan_queries` with the ``[matching]`` settings the matcher uses, so both agree."""
+    config = settings.matching
+    return plan_queries(
+        entities,
+        max_length=max_length,
+        exclude_retweets=exclude_retweets,
+        context_words=config.context_words,
+        common_names=common_names_from(config.common_names_file),
+        exclusions=checked_exclusions(config.exclusions),
+    )
 
 
 def query_cost_lower_bound(terms: Iterable[str], *, max_length: int, suffix: str = f" {RETWEETS}") -> int:
@@ -112,7 +135,7 @@ def query_terms(
     suffix: str = f" {RETWEETS}",
     context_words: Sequence[str] = DEFAULT_CONTEXT,
     common_names: CommonNames | None = None,
-    exclusions: dict[str, Sequence[str]] | None = None,
+    exclusions: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Term]:
     """Every term the register needs, deduplicated, each fitting in one query."""
     common = common_names or CommonNames.bundled()
@@ -280,7 +303,7 @@ def _context(entity: Entity, form: Form, common: CommonNames, medical: tuple[str
 
 
 def _negations(
-    entity: Entity, common: CommonNames, exclusions: dict[str, Sequence[str]], capacity: int
+    entity: Entity, common: CommonNames, exclusions: Mapping[str, Sequence[str]], capacity: int
 ) -> tuple[str, ...]:
     """Words marking a namesake, negated one by one (X cannot negate a group), within a budget."""
     words = set(exclusions.get(entity.key, ()))

@@ -15,11 +15,13 @@ from collector.xquery import (
     QueryPlanError,
     carry_since_ids,
     plan_queries,
+    plan_queries_from_settings,
     query_cost_lower_bound,
     query_terms,
     terms_of,
 )
 from tests.collector.register import ENTITIES, MEANWOOD, doctor
+from vigil.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +220,14 @@ def test_no_plan_beats_the_lower_bound(register: list[Entity]) -> None:
         bound = query_cost_lower_bound(terms, max_length=max_length)
         assert bound <= len(queries)
         assert bound >= math.ceil(sum(len(term) for term in terms) / max_length)
+
+
+def test_queries_use_the_same_matching_settings_as_the_matcher(settings: Settings) -> None:
+    configured = settings.with_overrides(
+        matching__exclusions={"7000198": ["Sherlock"]}, matching__context_words=["clinic"]
+    )
+    queries = plan_queries_from_settings(configured, ENTITIES, max_length=512)
+    text = " ".join(queries)
+    assert '("Tobias Greenwood" -Sherlock)' in text
+    assert "clinic" in text and "receptionist" not in text
+    assert queries == plan_queries(ENTITIES, context_words=["clinic"], exclusions={"7000198": ["Sherlock"]})
