@@ -29,8 +29,9 @@ import math
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from collector.matching import MEDICAL_CONTEXT, Entity
+from collector.matching import MEDICAL_CONTEXT, Entity, checked_exclusions, common_names_from
 from collector.names import (
     WEAK,
     CommonNames,
@@ -42,6 +43,9 @@ from collector.names import (
 )
 from collector.normalise import fold
 from vigil.errors import VigilError
+
+if TYPE_CHECKING:
+    from vigil.settings import Settings
 
 SELF_SERVE_MAX_LENGTH = 512
 ENTERPRISE_MAX_LENGTH = 4096
@@ -79,9 +83,13 @@ def plan_queries(
     exclude_retweets: bool = True,
     context_words: Sequence[str] = DEFAULT_CONTEXT,
     common_names: CommonNames | None = None,
-    exclusions: dict[str, Sequence[str]] | None = None,
+    exclusions: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
-    """X API v2 search queries covering every registered name and X handle, each ≤ ``max_length``."""
+    """X API v2 search queries covering every registered name and X handle, each ≤ ``max_length``.
+
+    ``exclusions`` (GMC number or ODS code → words) are negated in that entity's terms, as the
+    matcher drops posts containing them.
+    """
     suffix = f" {RETWEETS}" if exclude_retweets else ""
     terms = query_terms(
         entities,
@@ -92,6 +100,21 @@ def plan_queries(
         exclusions=exclusions or {},
     )
     return pack(terms, max_length=max_length, suffix=suffix)
+
+
+def plan_queries_from_settings(
+    settings: Settings, entities: Sequence[Entity], *, max_length: int, exclude_retweets: bool = True
+) -> list[str]:
+    """:func:`plan_queries` with the ``[matching]`` settings the matcher uses, so both agree."""
+    config = settings.matching
+    return plan_queries(
+        entities,
+        max_length=max_length,
+        exclude_retweets=exclude_retweets,
+        context_words=config.context_words,
+        common_names=common_names_from(config.common_names_file),
+        exclusions=checked_exclusions(config.exclusions),
+    )
 
 
 def query_cost_lower_bound(terms: Iterable[str], *, max_length: int, suffix: str = f" {RETWEETS}") -> int:
@@ -112,12 +135,12 @@ def query_terms(
     suffix: str = f" {RETWEETS}",
     context_words: Sequence[str] = DEFAULT_CONTEXT,
     common_names: CommonNames | None = None,
-    exclusions: dict[str, Sequence[str]] | None = None,
+    exclusions: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Term]:
     """Every term the register needs, deduplicated, each fitting in one query."""
     common = common_names or CommonNames.bundled()
     capacity = _capacity(max_length, suffix)
-    medical = tuple(_quote(word) for word in context_words if fold(word))
+    medical = tuple(context_words)
     searched = [(entity, _searched_forms(entity, common)) for entity in entities]
     owners: dict[str, set[str]] = {}
     for entity, forms in searched:
@@ -270,19 +293,17 @@ def _is_initial(form: Form) -> bool:
 
 def _context(entity: Entity, form: Form, common: CommonNames, medical: tuple[str, ...]) -> tuple[str, ...]:
     """What a post must also say for the matcher to accept ``form``: the place, and more."""
-    context = {_quote(entity.town)} if fold(entity.town) else set()
-    for name in entity.practice_names:
-        context.add(_quote(name))
-    for term, score in specialty_terms(entity.specialty):
-        if score > WEAK or form.need <= WEAK:
-            context.add(_quote(term))
-    if form.need <= WEAK:
-        context.update(medical)
-    return tuple(sorted(context, key=str.lower))
+    words = [entity.town, *entity.practice_names, *(medical if form.need <= WEAK else ())]
+    words += [term for term, score in specialty_terms(entity.specialty) if score > WEAK or form.need <= WEAK]
+    context: dict[str, str] = {}
+    for word in words:
+        if fold(word):  # once each: X matches case-insensitively
+            context.setdefault(fold(word), _quote(word))
+    return tuple(sorted(context.values(), key=str.lower))
 
 
 def _negations(
-    entity: Entity, common: CommonNames, exclusions: dict[str, Sequence[str]], capacity: int
+    entity: Entity, common: CommonNames, exclusions: Mapping[str, Sequence[str]], capacity: int
 ) -> tuple[str, ...]:
     """Words marking a namesake, negated one by one (X cannot negate a group), within a budget."""
     words = set(exclusions.get(entity.key, ()))
@@ -306,30 +327,45 @@ def _group_terms(
     """Names sharing a context as few terms: ``((a OR b) (ctx1 OR ctx2) -x)``, split to fit.
 
     Names are split into chunks in hash order, each chunk filling at most a query; a chunk's
-    place is its context and its number, so that a new name changes only the chunks from the one
-    it joins.
+    place is its context and its number, so that a new name changes only the chunks from the
+    one it joins. A context too long for one query is split too (``A (B OR C)`` is
+    ``A B OR A C``), and excluded words, which only save reads, are dropped before that.
     """
     context, negations = key
-    tail = " " + _any(context) + "".join(" " + word for word in negations)
-    room = capacity - len(tail) - len("(())")
-    ordered = sorted(names, key=lambda phrase: (Term(phrase, phrase, "").order, phrase))
+    longest = max(names, key=len)
+    fixed = len("(())") + len(longest) + 1
+    while negations and fixed + max(map(len, context)) + len(" ".join(negations)) + 1 > capacity:
+        negations = negations[:-1]
+    excluded = "".join(" " + word for word in negations)
+    budget = capacity - fixed - len(excluded) - len("()")
+    if max(map(len, context)) > budget:
+        raise QueryPlanError(
+            f"{names[longest]}: the X query term for {longest} with its context needs "
+            f"{fixed + max(map(len, context)) + 2} characters; the maximum query length allows {capacity}"
+        )
+    terms = []
+    for part in _chunks(context, budget):
+        tail = " " + _any(part) + excluded
+        for number, chunk in enumerate(_chunks(_by_hash(names), capacity - len(tail) - len("(())"))):
+            terms.append(Term(f"({_any(chunk)}{tail})", f"{tail}|{number}", names[chunk[0]]))
+    return terms
+
+
+def _chunks(items: Sequence[str], room: int) -> list[list[str]]:
+    """Consecutive items OR-joined into chunks of at most ``room`` characters (each item fits)."""
     chunks: list[list[str]] = []
     used = room + 1
-    for phrase in ordered:
-        if len(phrase) > room:
-            raise QueryPlanError(
-                f"{names[phrase]}: the X query term for {phrase} with its context needs "
-                f"{len(phrase) + len(tail) + 4} characters; the maximum query length allows {capacity}"
-            )
-        if used + len(OR) + len(phrase) > room:
+    for item in items:
+        if used + len(OR) + len(item) > room:
             chunks.append([])
             used = -len(OR)
-        chunks[-1].append(phrase)
-        used += len(OR) + len(phrase)
-    return [
-        Term(f"({_any(chunk)}{tail})", f"{tail}|{number}", names[chunk[0]])
-        for number, chunk in enumerate(chunks)
-    ]
+        chunks[-1].append(item)
+        used += len(OR) + len(item)
+    return chunks
+
+
+def _by_hash(phrases: Iterable[str]) -> list[str]:
+    return sorted(phrases, key=lambda phrase: (Term(phrase, phrase, "").order, phrase))
 
 
 def _any(items: Sequence[str]) -> str:
