@@ -18,7 +18,6 @@ adapter on the client's ``requests`` session (see ``collector.http``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +25,6 @@ import requests
 import tweepy
 
 from collector.http import describe, http_session
-from collector.matching import checked_exclusions, common_names_from
 from collector.post import Post
 from collector.sources.base import (
     Batch,
@@ -39,7 +37,7 @@ from collector.sources.base import (
     retrying,
     sweep_queries,
 )
-from collector.xquery import carry_since_ids, plan_queries
+from collector.xquery import carry_since_ids, plan_queries_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +64,11 @@ class XSource:
     def __init__(self, context: Context) -> None:
         self.settings = context.settings
         self.options = context.options(self.name)
-        matching = self.settings.matching  # queries ask for what the matcher will accept
-        exclusions: dict[str, Sequence[str]] = dict(checked_exclusions(matching.exclusions))
-        self.queries = plan_queries(
+        self.queries = plan_queries_from_settings(  # queries ask for what the matcher will accept
+            self.settings,
             context.entities,
             max_length=int(self.options.max_query_length),
             exclude_retweets=bool(self.options.exclude_retweets),
-            context_words=matching.context_words,
-            common_names=common_names_from(matching.common_names_file),
-            exclusions=exclusions,
         )
         self.client = tweepy.Client(bearer_token=self.options.bearer_token.get(), wait_on_rate_limit=False)
         self.client.session = http_session(self.settings, redirect=(X_API, self.options.base_url))
