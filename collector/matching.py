@@ -180,15 +180,20 @@ class _Accepted:
 class _Reading:
     """One post under one reading of its leetspeak: hits, and the original text on demand."""
 
-    def __init__(self, post: Post, one: str, hits: list[_Hit]) -> None:
+    def __init__(self, post: Post, one: str, text: str, hits: list[_Hit]) -> None:
         self.post = post
         self.one = one
+        self.text = text  # normalised
         self.found: dict[str, list[tuple[int, int]]] = {}
         self.terms: dict[str, _Term] = {}
         for hit in hits:
             self.found.setdefault(hit.term.key, []).append((hit.start, hit.stop))
             self.terms[hit.term.key] = hit.term
         self._norm: Normalised | None = None
+
+    def words_before(self, start: int, count: int) -> list[str]:
+        """The ``count`` normalised words before position ``start``."""
+        return self.text[max(0, start - 12 * count) : start].split()[-count:]
 
     def original(self, span: tuple[int, int]) -> str:
         if self._norm is None:
@@ -287,12 +292,13 @@ class Matcher:
         return [self._result(index, found) for index, found in _in_text_order(accepted)]
 
     def _match_reading(self, post: Post, one: str) -> dict[int, _Accepted]:
-        hits = self._scan(" " + fold(post.text, one) + " ")
+        text = fold(post.text, one)
+        hits = self._scan(" " + text + " ")
         target = _reply_target(post)
         replied = self._replies.get(target, []) if target else []
         if not replied and not any(hit.term.direct or hit.term.named or hit.term.shared for hit in hits):
             return {}
-        reading = _Reading(post, one, hits)
+        reading = _Reading(post, one, text, hits)
         excluded: set[int] = set()
         for key in reading.found:
             excluded.update(self._excluders.get(key, ()))
@@ -300,6 +306,11 @@ class Matcher:
         for hit in _outermost(hits):
             span = (hit.start, hit.stop)
             for ref in hit.term.direct:
+                if ref.kind == "GMC number" and "gmc" not in reading.words_before(hit.start, 4):
+                    # seven digits alone may be a phone number ("0113 7000001"): need context
+                    alone = _Candidates([ref.entity], "without the word GMC", PLACE, self._register)
+                    self._accept_supported(alone, hit, reading, excluded, accepted, ref.kind)
+                    continue
                 shown = reading.original(span)
                 _add(accepted, ref.entity, span, shown, f"{ref.kind} {shown}")
             if hit.term.named or hit.term.shared:
@@ -332,6 +343,19 @@ class Matcher:
         if ref is not None:
             candidates = _Candidates([ref.entity], ref.caveat, ref.need, self._register)
         assert candidates is not None
+        self._accept_supported(candidates, hit, reading, excluded, accepted)
+
+    def _accept_supported(
+        self,
+        candidates: _Candidates,
+        hit: _Hit,
+        reading: _Reading,
+        excluded: set[int],
+        accepted: dict[int, _Accepted],
+        kind: str = "",
+    ) -> None:
+        """Attribute the hit to the one candidate with the strongest sufficient context, if any."""
+        span = (hit.start, hit.stop)
         supported = [
             (context, index)
             for index, context in self._contexts(candidates, span, reading).items()
@@ -345,7 +369,7 @@ class Matcher:
             return
         context, index = best[0]
         shown = reading.original(span)
-        kind = "name" if self.entities[index].kind == "doctor" else "practice name"
+        kind = kind or ("name" if self.entities[index].kind == "doctor" else "practice name")
         why = f"reply to @{(reading.post.in_reply_to or '').lstrip('@')}"
         if context.span is not None:
             why = f"{context.label} '{reading.original(context.span)}'"

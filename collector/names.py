@@ -183,7 +183,7 @@ def _surname_start(words: Sequence[str]) -> int:
 
 
 def classify_name(key: str, common: CommonNames) -> tuple[str, int]:
-    """Caveat and need of a full name ("daniel smith") or an initial and surname ("h smith")."""
+    """Caveat and need of a full name ("daniel smith")."""
     words = key.split()
     if key in common.namesakes:
         return "shares a famous name", PLACE

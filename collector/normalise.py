@@ -186,15 +186,36 @@ class _WordTable(dict[str, str]):
         return value
 
 
+class _ChunkTable(dict[str, str]):
+    """Normalised text by whitespace-separated chunk ("Dr.Smith's," → "dr smith").
+
+    Tokens never span whitespace, so folding chunk by chunk gives the same text as folding the
+    whole post, and splitting on whitespace is several times faster than a token regex.
+    """
+
+    LIMIT = 200_000
+
+    def __init__(self, words: _WordTable) -> None:
+        super().__init__()
+        self.words = words
+
+    def __missing__(self, chunk: str) -> str:
+        if len(self.words) > self.words.LIMIT:
+            self.words.clear()
+        value = self[chunk] = " ".join(filter(None, map(self.words.__getitem__, TOKEN.findall(chunk))))
+        return value
+
+
 _WORDS = {"i": _WordTable("i"), "l": _WordTable("l")}
+_CHUNKS = {one: _ChunkTable(words) for one, words in _WORDS.items()}
 
 
 def fold(text: str, one: str = "i") -> str:
     """The normalised form of ``text`` (no offsets): what every post and every pattern is reduced to."""
-    words = _WORDS[one]
-    if len(words) > words.LIMIT:
-        words.clear()
-    return " ".join(filter(None, map(words.__getitem__, TOKEN.findall(_fold_chars(text)))))
+    chunks = _CHUNKS[one]
+    if len(chunks) > chunks.LIMIT:
+        chunks.clear()
+    return " ".join(filter(None, map(chunks.__getitem__, _fold_chars(text).split())))
 
 
 def has_leet_one(text: str) -> bool:

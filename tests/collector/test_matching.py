@@ -185,6 +185,11 @@ BOUNDARIES_AND_SPELLINGS = [
     ("Meanwood GP practice", {"practice:101"}),
     ("MEANWOOD HEALTH CENTRE's receptionist", {"practice:101"}),
     ("ODS X90001", {"practice:101"}),
+    # a GMC number says so; seven digits alone may be a phone number and need context
+    ("GMC number: 7000001", {"doctor:1"}),
+    ("GMC reference number 7000001", {"doctor:1"}),
+    ("call 0113 7000001 today", set()),
+    ("call 0113 7000047, Exeter", {"doctor:2"}),
 ]
 
 
@@ -198,6 +203,7 @@ def test_it_respects_word_boundaries_and_sees_through_spellings(
 REASONS = [
     ("@drdansmith is awful", "@drdansmith", "handle @drdansmith"),
     ("GMC 7000001", "7000001", "GMC number 7000001"),
+    ("7000047, Exeter", "7000047", "GMC number '7000047' (without the word GMC) + town 'Exeter'"),
     ("Tobias Greenwood!", "Tobias Greenwood", "name 'Tobias Greenwood'"),
     ("Meanwood Health Centre", "Meanwood Health Centre", "practice name 'Meanwood Health Centre'"),
     (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from collector.normalise import fold, has_leet_one, normalise
@@ -116,3 +118,19 @@ def test_a_span_must_start_and_end_inside_words() -> None:
         normalised.span(2, 5)
     with pytest.raises(IndexError):
         normalised.span(0, 99)
+
+
+def test_the_fast_fold_and_the_mapped_normalise_always_agree() -> None:
+    """fold() runs on every post and normalise() only on hits: they must never disagree."""
+    alphabet = [*"abcdeDrSmith '’-@.,!$|_015 \t\n", "\u00a0", "\u200b", "é", "\u0301", "Ѕ", "ß", "ﬁ", "😡"]
+    alphabet += ["\u2028", "\x1c", "Ｓ", "’s", "s'", "doctor", "Doctor's"]
+    rng = random.Random(42)
+    for _ in range(3_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        for one in ("i", "l"):
+            assert normalise(text, one).text == fold(text, one), repr(text)
+            normalised = normalise(text, one)
+            for start in range(len(normalised.text)):
+                if normalised.text[start] != " ":
+                    first, stop = normalised.span(start, start + 1)
+                    assert 0 <= first < stop <= len(text)
