@@ -39,10 +39,17 @@ def store_section(runtime: Runtime, session: Session) -> Section:
     return "Store", [("Mentions", str(mentions)), ("Awaiting classification", pending)]
 
 
+def sources_section(runtime: Runtime, session: Session) -> Section:
+    from collector.status import source_rows
+
+    return "Sources", source_rows(runtime.settings, session)
+
+
 SECTIONS: list[Callable[[Runtime, Session], Section]] = [
     database_section,
     register_section,
     store_section,
+    sources_section,
     outbox_section,
     cases_section,
 ]

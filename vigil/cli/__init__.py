@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vigil.cli import alerts, cases, config, db, register
+from vigil.cli import alerts, cases, collect, config, db, register
 from vigil.cli.common import console, new_app, runtime
 from vigil.logs import configure_logging
 from vigil.status import collect_status
@@ -17,9 +17,12 @@ app = new_app("Vigil: social listening that protects doctors and GP practices fr
 app.add_typer(db.app, name="db")
 app.add_typer(register.app, name="register")
 app.add_typer(config.app, name="config")
+app.add_typer(collect.app, name="collect")
+app.add_typer(collect.mentions_app, name="mentions")
 app.add_typer(alerts.app, name="alerts")
-app.add_typer(cases.app, name="cases")
 app.add_typer(alerts.digest_app, name="digest")
+app.add_typer(cases.app, name="cases")
+app.command("run")(collect.run)
 
 
 @app.callback()

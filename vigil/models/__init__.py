@@ -5,6 +5,7 @@ from __future__ import annotations
 from vigil.models.alerts import Alert, AlertMention, OutboxMessage, OutboxStatus, RoutedMention
 from vigil.models.base import Base, utcnow
 from vigil.models.cases import Case, CaseEntity, CaseEvent, CaseMention, CaseReason, CaseStatus, Severity
+from vigil.models.collector import SourceState
 from vigil.models.ops import OperatorEvent
 from vigil.models.register import Doctor, Practice, Recipient, Scope, Tenant, TenantKind
 from vigil.models.store import Classification, Mention, MentionEntity
@@ -31,6 +32,7 @@ __all__ = [
     "RoutedMention",
     "Scope",
     "Severity",
+    "SourceState",
     "Tenant",
     "TenantKind",
     "utcnow",

@@ -1,0 +1,351 @@
+"""How registered doctors and practices are named in posts, and which of those names are ambiguous.
+
+Shared by the matcher (which looks for every form) and the X query planner (which searches for
+them), so that both agree on what needs context: a form's ``need`` is the context score a post
+must reach before the form alone is attributed to the entity.
+
+* ``0``: identifies the entity on its own (a rare full name, a distinctive practice name).
+* ``WEAK`` (1): a rare surname with a title ("Dr Norcross"): medical context, the specialty or
+  anything stronger will do.
+* ``PLACE`` (2): a common name, a famous namesake, a generic practice name, or a name several
+  registered entities share: the post must also give the place (town, practice), the
+  specialty (other than general practice), or a direct identifier (handle, GMC number, reply).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import NamedTuple
+
+from collector.normalise import fold
+from vigil.errors import VigilError
+from vigil.paths import resource_dir
+
+WEAK = 1
+PLACE = 2
+DIRECT = 3
+
+TITLES = frozenset({"dr", "doctor", "prof", "professor", "mr", "mrs", "ms", "miss", "mx", "sir", "dame"})
+SURNAME_PARTICLES = frozenset(
+    {"van", "von", "der", "den", "de", "da", "del", "della", "di", "du", "le", "la", "al", "el", "bin", "ap"}
+)
+# Generic nouns that end practice names, longest first so "medical centre" wins over "centre".
+PRACTICE_NOUNS = (
+    "primary care centre",
+    "health partnership",
+    "healthcare centre",
+    "medical practice",
+    "doctors surgery",
+    "medical centre",
+    "medical center",
+    "health centre",
+    "health center",
+    "family practice",
+    "medical group",
+    "group practice",
+    "gp surgery",
+    "gp practice",
+    "partnership",
+    "healthcare",
+    "surgery",
+    "practice",
+    "clinic",
+    "gps",
+    "gp",
+)
+# How people refer to a practice whose name is "<core> <noun>": "the Meanwood surgery".
+DERIVED_PRACTICE_NOUNS = (
+    "surgery",
+    "practice",
+    "medical practice",
+    "medical centre",
+    "health centre",
+    "gp surgery",
+    "gp practice",
+    "gp",
+    "gps",
+    "doctors",
+    "doctors surgery",
+)
+GENERAL_PRACTICE_TERMS = ("general practice", "general practitioner", "gp", "family doctor")
+_SPECIALIST = (
+    ("aesthetics", "aesthetist"),
+    ("aesthesia", "aesthetist"),
+    ("ology", "ologist"),
+    ("iatry", "iatrist"),
+    ("surgery", "surgeon"),
+    ("ics", "ician"),
+)
+_X_HANDLE = re.compile(r"^@?([A-Za-z0-9_]{1,15})$")
+
+
+class CommonNamesError(VigilError):
+    """The common-names file cannot be read or has a malformed line."""
+
+
+@dataclass(frozen=True)
+class CommonNames:
+    """Names too common or too famous to identify anyone alone (``config/matching/common_names.txt``)."""
+
+    surnames: frozenset[str] = frozenset()
+    first_names: frozenset[str] = frozenset()
+    namesakes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    generic_practice_names: frozenset[str] = frozenset()
+
+    SECTIONS = ("surnames", "first names", "namesakes", "generic practice names")
+
+    @classmethod
+    def bundled(cls) -> CommonNames:
+        return _bundled()
+
+    @classmethod
+    def load(cls, path: Path | str) -> CommonNames:
+        """Read the file; a malformed line stops with its line number."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommonNamesError(f"common names file {path}: cannot read it ({exc.strerror})") from exc
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def parse(cls, text: str, where: str = "common names") -> CommonNames:
+        sections: dict[str, set[str]] = {name: set() for name in cls.SECTIONS}
+        namesakes: dict[str, tuple[str, ...]] = {}
+        section = ""
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1].strip().lower()
+                if section not in sections:
+                    raise CommonNamesError(
+                        f"{where}:{number}: unknown section [{section}]; expected one of "
+                        + ", ".join(f"[{name}]" for name in cls.SECTIONS)
+                    )
+                continue
+            if not section:
+                raise CommonNamesError(f"{where}:{number}: {line!r} comes before any [section]")
+            name, _, words = line.partition(":") if section == "namesakes" else (line, "", "")
+            key = fold(name)
+            if not key:
+                raise CommonNamesError(f"{where}:{number}: {line!r} has no letters to match")
+            sections[section].add(key)
+            if section == "namesakes":
+                terms = tuple(sorted({fold(word) for word in words.split(",")} - {""}))
+                namesakes[key] = tuple(sorted(set(namesakes.get(key, ())) | set(terms)))
+        return cls(
+            surnames=frozenset(sections["surnames"]),
+            first_names=frozenset(sections["first names"]),
+            namesakes=namesakes,
+            generic_practice_names=frozenset(sections["generic practice names"]),
+        )
+
+
+@cache
+def _bundled() -> CommonNames:
+    return CommonNames.load(resource_dir("config") / "matching" / "common_names.txt")
+
+
+class Form(NamedTuple):
+    """One way a post may name an entity."""
+
+    key: str  # folded, as the automaton sees it
+    text: str  # as a person would write it (used in search queries)
+    kind: str  # "name", "practice name", "handle", "GMC number", "ODS code"
+    caveat: str  # why it does not identify the entity alone ("" if it does)
+    need: int  # context score a post must reach (0, WEAK or PLACE)
+
+
+def _words(text: str) -> tuple[list[str], list[str]]:
+    """A name's words after any title, as written and folded (each word folded once: it is costly)."""
+    written = text.split()
+    while written and written[0].lower().rstrip(".") in TITLES:
+        written = written[1:]
+    return written, [fold(word) for word in written]
+
+
+def _join(words: Iterable[str]) -> str:
+    return " ".join(word for word in words if word)
+
+
+def _surname_start(words: Sequence[str]) -> int:
+    """Where the surname starts, keeping particles: "Anna van der Berg" → "van der Berg"."""
+    start = len(words) - 1
+    while start > 1 and words[start - 1].lower() in SURNAME_PARTICLES:
+        start -= 1
+    return start
+
+
+def classify_name(key: str, common: CommonNames) -> tuple[str, int]:
+    """Caveat and need of a full name ("daniel smith")."""
+    words = key.split()
+    if key in common.namesakes:
+        return "shares a famous name", PLACE
+    if words[0] in common.first_names and words[-1] in common.surnames:
+        return "common name", PLACE
+    return "", 0
+
+
+def classify_surname(surname: str, common: CommonNames, what: str = "surname only") -> tuple[str, int]:
+    """Caveat and need of "Dr <surname>"."""
+    if f"dr {surname}" in common.namesakes:
+        return "shares a famous name", PLACE
+    if surname.split()[-1] in common.surnames:
+        return f"common surname, {what}", PLACE
+    return what, WEAK
+
+
+def doctor_forms(names: Sequence[str], common: CommonNames) -> list[Form]:
+    """Every form of a doctor's names: the full name (and aliases) plus "Dr <surname>" forms."""
+    forms: list[Form] = []
+    written, folded = _words(names[0]) if names else ([], [])
+    if written:
+        start = _surname_start(written)
+        surname, surname_written = _join(folded[start:]), " ".join(written[start:])
+        if len(written) > 1:
+            _add_name(forms, _join(folded), " ".join(written), common)
+            if start > 1:  # middle names: "Mary Anne Smith" is also "Mary Smith"
+                _add_name(forms, _join([folded[0], surname]), f"{written[0]} {surname_written}", common)
+            _add_initial(forms, folded[0], surname, surname_written, common)
+        _add_bare(forms, surname, surname_written, common)
+    for alias in names[1:]:
+        _add_alias(forms, alias, common)
+    return _dedupe(forms)
+
+
+def _add_name(forms: list[Form], key: str, text: str, common: CommonNames, caveat_of: str = "") -> None:
+    if key:
+        caveat, need = classify_name(caveat_of or key, common)
+        forms.append(Form(key, text, "name", caveat, need))
+
+
+def _add_initial(
+    forms: list[Form], first: str, surname: str, surname_written: str, common: CommonNames
+) -> None:
+    """Only with the title ("Dr H Smith"): "H Smith" alone could be anyone."""
+    if first and surname:
+        caveat, need = classify_surname(surname, common, "initial and surname")
+        text = f"Dr {first[0].upper()} {surname_written}"
+        forms.append(Form(f"dr {first[0]} {surname}", text, "name", caveat, need))
+
+
+def _add_bare(forms: list[Form], surname: str, surname_written: str, common: CommonNames) -> None:
+    if surname:
+        caveat, need = classify_surname(surname, common)
+        forms.append(Form(f"dr {surname}", f"Dr {surname_written}", "name", caveat, need))
+
+
+def _add_alias(forms: list[Form], alias: str, common: CommonNames) -> None:
+    written, folded = _words(alias)
+    titled = len(written) < len(alias.split())
+    if not written:
+        return
+    if len(written) == 2 and len(folded[0]) == 1:  # "Dr H Smith"
+        _add_initial(forms, folded[0], folded[1], written[1], common)
+    elif len(written) > 1:
+        key = _join(folded)
+        _add_name(forms, key, " ".join(written), common)
+        if titled:  # keep the title too, so that the matched text shows it
+            _add_name(forms, fold(alias), alias, common, caveat_of=key)
+    elif titled:  # "Dr Pepper"
+        _add_bare(forms, folded[0], written[0], common)
+    elif folded[0]:  # a one-word nickname
+        forms.append(Form(folded[0], alias, "name", "one-word alias", PLACE))
+
+
+def practice_forms(name: str, town: str, common: CommonNames) -> list[Form]:
+    """The registered practice name and the forms people use: "Meanwood surgery", "Meanwood GP".
+
+    Derived forms keep the practice's distinctive core and swap the generic noun; the core alone
+    ("Meanwood", a district) is never a form. A core listed as generic ("Riverside") needs the
+    place, and so does a registered name that is generic without its town.
+    """
+    full = fold(name)
+    if not full:
+        return []
+    words = full.split()
+    town_words = fold(town).split()
+    has_town = bool(town_words) and len(words) > len(town_words) and words[-len(town_words) :] == town_words
+    if has_town:
+        words = words[: -len(town_words)]
+    if words and words[0] == "the" and len(words) > 1:
+        words = words[1:]
+    base = " ".join(words)
+    core = next((base[: -len(noun) - 1] for noun in PRACTICE_NOUNS if base.endswith(" " + noun)), "")
+    distinct = core or base
+    generic = distinct in common.generic_practice_names or distinct in PRACTICE_NOUNS or len(distinct) < 3
+    caveat, need = ("generic practice name", PLACE) if generic else ("", 0)
+    forms = [Form(full, name, "practice name", "" if has_town else caveat, 0 if has_town else need)]
+    if base != full and base not in PRACTICE_NOUNS:  # never the bare word "surgery"
+        forms.append(Form(base, base, "practice name", caveat, need))
+    for noun in DERIVED_PRACTICE_NOUNS if core else ():
+        forms.append(Form(f"{core} {noun}", f"{core} {noun}", "practice name", caveat, need))
+    return _dedupe(forms)
+
+
+def specialty_terms(specialty: str) -> list[tuple[str, int]]:
+    """Words naming a specialty, with their context score.
+
+    General practice scores WEAK only: nearly every registered doctor is a GP, so "GP" in a post
+    says nothing about which Dr Smith it is.
+    """
+    key = fold(re.sub(r"\(.*?\)", " ", specialty))
+    if not key:
+        return []
+    if key in GENERAL_PRACTICE_TERMS or key.startswith("general practi"):
+        return [(term, WEAK) for term in GENERAL_PRACTICE_TERMS]
+    terms = [key]
+    *head, last = key.split()
+    for suffix, replacement in _SPECIALIST:
+        if last.endswith(suffix):
+            terms.append(" ".join([*head, last[: -len(suffix)] + replacement]))
+            break
+    return [(term, PLACE) for term in terms]
+
+
+def handle_keys(handle: str) -> list[str]:
+    """Folded forms of a handle as it appears in posts.
+
+    X (``@name``): only with the "@", so a handle that is also a word ("@kane") never matches
+    the word. Bluesky (``name.bsky.social``): with and without "@". Mastodon
+    (``@name@instance``): the full address. Reddit (``u/name``).
+    """
+    key = fold(handle)
+    if not key:
+        return []
+    if handle.startswith("u/"):
+        return [key]
+    if "@" in handle[1:]:
+        return [key if key.startswith("@") else "@" + key]
+    if "." in handle:
+        bare = key.lstrip("@")
+        return [bare, "@" + bare]
+    return [key if key.startswith("@") else "@" + key]
+
+
+def handle_id(handle: str) -> str:
+    """A handle reduced for comparing ``post.in_reply_to`` with registered handles."""
+    return fold(handle).lstrip("@")
+
+
+def x_handle(handle: str) -> str | None:
+    """The X username in ``handle`` ("@drdansmith"), or None for Bluesky, Mastodon or Reddit handles."""
+    match = _X_HANDLE.match(handle.strip())
+    if match is None or not handle.strip().startswith("@"):
+        return None
+    return match.group(1)
+
+
+def _dedupe(forms: Iterable[Form]) -> list[Form]:
+    """One form per key, keeping the least demanding (a name listed twice keeps its best reading)."""
+    best: dict[str, Form] = {}
+    for form in forms:
+        if form.key not in best or form.need < best[form.key].need:
+            best[form.key] = form
+    return list(best.values())

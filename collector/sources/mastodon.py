@@ -1,0 +1,171 @@
+"""Mastodon through Mastodon.py: hashtag timelines on configured instances, and full-text search.
+
+Hashtag timelines are public on most instances. Full-text search of statuses (``/api/v2/search``)
+needs an access token, and finds only posts the server has indexed (its own and those of accounts
+that opted in to search), so it runs on the first instance of ``sources.mastodon.instances`` —
+the one the token belongs to — for each registered name.
+
+Status ids are time-ordered (milliseconds << 16); Mastodon.py turns a start time into such an id,
+so a first read starts at ``start`` without listing older posts. A status keeps its ActivityPub
+URI as its id, so the same post seen through two instances is stored once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from mastodon import (
+    Mastodon,
+    MastodonAPIError,
+    MastodonNetworkError,
+    MastodonNotFoundError,
+    MastodonRatelimitError,
+    MastodonServerError,
+    MastodonUnauthorizedError,
+)
+
+from collector.http import describe, http_session
+from collector.post import Post
+from collector.sources.base import (
+    Batch,
+    Context,
+    Page,
+    SourceError,
+    State,
+    html_to_text,
+    reset_time,
+    retrying,
+    sweep_queries,
+)
+
+PAGE_SIZE = 40
+
+
+class MastodonSource:
+    name = "mastodon"
+
+    def __init__(self, context: Context) -> None:
+        self.settings = context.settings
+        options = context.options(self.name)
+        token = options.access_token.get() or None
+        instances = [checked_instance(url) for url in options.instances]
+        self.clients = {
+            instance: self.client(instance, token if index == 0 else None)
+            for index, instance in enumerate(instances)
+        }
+        home = instances[0]
+        self.queries = [
+            f"{instance} #{tag.lstrip('#')}" for instance in instances for tag in options.hashtags
+        ]
+        if token and options.search:
+            self.queries += [f'{home} "{name}"' for name in context.names]
+
+    def client(self, instance: str, token: str | None) -> Mastodon:
+        return Mastodon(
+            api_base_url=instance,
+            access_token=token,
+            session=http_session(self.settings),
+            ratelimit_method="throw",
+            request_timeout=float(self.settings.collector.timeout_seconds),
+            user_agent=self.settings.collector.user_agent,
+            version_check_mode="none",
+        )
+
+    def fetch(self, state: State) -> Batch:
+        return sweep_queries(self.settings, self.queries, state, self.fetch_page)
+
+    def fetch_page(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
+        instance, _, term = query.partition(" ")
+        api = self.clients[instance]
+
+        def read() -> list[Any]:
+            if term.startswith("#"):
+                return api.timeline_hashtag(term[1:], since_id=since or start, max_id=cursor, limit=PAGE_SIZE)
+            return api.search_v2(
+                term, resolve=False, result_type="statuses", max_id=cursor, limit=PAGE_SIZE
+            ).statuses
+
+        statuses = list(retrying(self.settings, read, lambda exc: classify_error(exc, api)))
+        fresh = [s for s in statuses if is_newer(s, since, start)]
+        posts = [to_post(status, instance) for status in fresh if not status.get("reblog")]
+        full_page = len(statuses) == PAGE_SIZE and len(fresh) == len(statuses)
+        return Page(
+            posts,
+            cursor=str(statuses[-1]["id"]) if full_page else None,
+            newest=str(fresh[0]["id"]) if fresh else None,
+        )
+
+
+def checked_instance(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise SourceError(
+            f"sources.mastodon.instances: {url!r} is not an instance URL such as https://mastodon.social",
+            permanent=True,
+        )
+    return url.strip().rstrip("/")
+
+
+def is_newer(status: Any, since: str | None, start: datetime) -> bool:
+    """Search cannot be asked for posts after a marker, so older ones are dropped here."""
+    if since:
+        return int(status["id"]) > int(since)
+    return status["created_at"] >= start
+
+
+def to_post(status: Any, instance: str) -> Post:
+    account = status["account"]
+    domain = urlsplit(instance).hostname or ""
+    acct = account["acct"] if "@" in account["acct"] else f"{account['acct']}@{domain}"
+    replied = next(
+        (
+            m["acct"]
+            for m in status.get("mentions") or []
+            if str(m["id"]) == str(status.get("in_reply_to_account_id"))
+        ),
+        None,
+    )
+    text = html_to_text(status["content"] or "")
+    if status.get("spoiler_text"):
+        text = f"{status['spoiler_text']}\n{text}"
+    return Post(
+        source="mastodon",
+        external_id=status["uri"],
+        url=status.get("url") or status["uri"],
+        author=f"@{acct}",
+        author_id=str(account["id"]),
+        created_at=status["created_at"].astimezone(UTC),
+        text=text,
+        lang=status.get("language"),
+        conversation_id=str(status["in_reply_to_id"]) if status.get("in_reply_to_id") else None,
+        in_reply_to=f"@{replied}" if replied else None,
+        extra={"instance": instance},
+    )
+
+
+def classify_error(exc: Exception, api: Mastodon) -> SourceError:
+    if isinstance(exc, MastodonRatelimitError):
+        reset = reset_time(api.ratelimit_reset) or datetime.now(UTC) + timedelta(minutes=5)
+        return SourceError(f"Mastodon rate limit reached; resets at {reset:%H:%M} UTC", retry_after=reset)
+    if isinstance(exc, MastodonUnauthorizedError):
+        return SourceError(f"Mastodon refused the access token: {api_message(exc)}", permanent=True)
+    if isinstance(exc, MastodonNotFoundError):
+        return SourceError(
+            f"Mastodon has no such endpoint (check the instance URL): {api_message(exc)}", permanent=True
+        )
+    if isinstance(exc, MastodonNetworkError | requests.RequestException):
+        cause = exc.__context__ or exc
+        return SourceError(f"Mastodon could not be reached: {describe(cause)}")
+    if isinstance(exc, MastodonServerError):
+        return SourceError(f"Mastodon answered with a server error: {api_message(exc)}")
+    if isinstance(exc, MastodonAPIError) and len(exc.args) > 1 and exc.args[1] in (403, 422):
+        return SourceError(f"Mastodon refused the request: {api_message(exc)}", permanent=True)
+    return SourceError(f"Mastodon answered unexpectedly: {type(exc).__name__}: {api_message(exc)}")
+
+
+def api_message(exc: Exception) -> str:
+    parts = [str(arg) for arg in exc.args[1:] if arg] if isinstance(exc, MastodonAPIError) else [str(exc)]
+    return " ".join(parts) or type(exc).__name__

@@ -1,0 +1,119 @@
+"""A fake X API v2 recent search (``GET /2/tweets/search/recent``) with the real JSON shapes.
+
+Shapes from the X API v2 reference: ``data`` (Post objects with ``id``, ``text``,
+``edit_history_tweet_ids`` and the requested ``tweet.fields``), ``includes.users`` for the
+``author_id`` and ``in_reply_to_user_id`` expansions, ``meta`` with ``newest_id``, ``oldest_id``,
+``result_count`` and ``next_token``; errors as RFC 7807 problems; 429 with ``x-rate-limit-*``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from datetime import UTC, datetime
+
+from tests.collector.fakes.corpus import Item
+from tests.collector.fakes.server import FakeServer, Reply, Request, json_reply
+
+TOKEN = "test-bearer-token"
+PATH = "/2/tweets/search/recent"
+
+
+def problem(status: int, title: str, detail: str) -> dict[str, object]:
+    return {"title": title, "detail": detail, "type": "about:blank", "status": status}
+
+
+class FakeX:
+    def __init__(self, server: FakeServer, items: list[Item] | None = None) -> None:
+        self.server = server
+        self.items: list[Item] = list(items or [])
+        server.route("GET", PATH, self.search)
+
+    # Faults in this API's own words -----------------------------------------------------------
+
+    def rate_limited(self, reset_in: int = 600) -> Reply:
+        reset = int(time.time()) + reset_in
+        headers = {
+            "x-rate-limit-limit": "450",
+            "x-rate-limit-remaining": "0",
+            "x-rate-limit-reset": str(reset),
+        }
+        return json_reply(problem(429, "Too Many Requests", "Too Many Requests"), 429, **headers)
+
+    def unauthorized(self) -> Reply:
+        return json_reply(problem(401, "Unauthorized", "Unauthorized"), 401)
+
+    # The endpoint ------------------------------------------------------------------------------
+
+    def search(self, request: Request) -> Reply:
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return self.unauthorized()
+        query = request.arg("query") or ""
+        found = [item for item in self.items if matches(query, item.text)]
+        if request.arg("since_id"):
+            found = [item for item in found if item.snowflake() > int(request.arg("since_id") or 0)]
+        elif request.arg("start_time"):
+            start = datetime.fromisoformat((request.arg("start_time") or "").replace("Z", "+00:00"))
+            found = [item for item in found if item.created_at >= start]
+        found.sort(key=lambda item: item.snowflake(), reverse=True)
+        size = int(request.arg("max_results") or 10)
+        if not 10 <= size <= 100:
+            return json_reply(problem(400, "Invalid Request", "max_results out of range"), 400)
+        offset = int(base64.b64decode(request.arg("next_token") or "MA==").decode())
+        page = found[offset : offset + size]
+        if not page:
+            return json_reply({"meta": {"result_count": 0}})
+        fields = set((request.arg("tweet.fields") or "").split(","))
+        meta: dict[str, object] = {
+            "newest_id": str(page[0].snowflake()),
+            "oldest_id": str(page[-1].snowflake()),
+            "result_count": len(page),
+        }
+        if offset + size < len(found):
+            meta["next_token"] = base64.b64encode(str(offset + size).encode()).decode()
+        users = {}
+        for item in page:
+            users[user_id(item.author)] = user(item.author)
+            if item.reply_to:
+                users[user_id(item.reply_to)] = user(item.reply_to)
+        return json_reply(
+            {
+                "data": [tweet(item, fields) for item in page],
+                "includes": {"users": list(users.values())},
+                "meta": meta,
+            }
+        )
+
+
+def matches(query: str, text: str) -> bool:
+    """Any quoted phrase or @handle of the query appears in the text (the X query planner ORs them)."""
+    terms = re.findall(r'"([^"]+)"', query) + re.findall(r"(@\w+)", query)
+    return not terms or any(term.lower() in text.lower() for term in terms)
+
+
+def user_id(name: str) -> str:
+    return str(1000 + sum(ord(char) for char in name))
+
+
+def user(name: str) -> dict[str, str]:
+    return {"id": user_id(name), "name": name.title(), "username": name}
+
+
+def tweet(item: Item, fields: set[str]) -> dict[str, object]:
+    data: dict[str, object] = {
+        "id": str(item.snowflake()),
+        "text": item.text,
+        "edit_history_tweet_ids": [str(item.snowflake())],
+    }
+    optional: dict[str, object] = {
+        "author_id": user_id(item.author),
+        "created_at": item.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "conversation_id": str(item.snowflake()),
+        "lang": "en",
+    }
+    if item.reply_to:
+        optional["in_reply_to_user_id"] = user_id(item.reply_to)
+        optional["referenced_tweets"] = [{"type": "replied_to", "id": "1460323737035677698"}]
+    data.update({key: value for key, value in optional.items() if key in fields})
+    return data

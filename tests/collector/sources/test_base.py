@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from collector.post import Post
+from collector.sources.base import Page, SourceError, html_to_text, parse_time, retrying, sweep
+from tests.collector.fakes.faults import source_settings
+
+START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+def post(n: int) -> Post:
+    return Post("test", str(n), f"https://example.com/{n}", "a", START + timedelta(minutes=n), "t")
+
+
+class Listing:
+    """Newest-first pages of three over ids 1..N; ``since`` filters, the cursor is an offset."""
+
+    def __init__(self, newest: int, fail_at: int | None = None) -> None:
+        self.newest = newest
+        self.fail_at = fail_at
+        self.calls: list[tuple[str, str | None, str | None]] = []
+
+    def __call__(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
+        self.calls.append((query, since, cursor))
+        if self.fail_at is not None and len(self.calls) == self.fail_at:
+            raise SourceError("boom")
+        ids = [n for n in range(self.newest, 0, -1) if since is None or n > int(since)]
+        offset = int(cursor or 0)
+        page = ids[offset : offset + 3]
+        more = offset + 3 < len(ids)
+        return Page(
+            [post(n) for n in page],
+            cursor=str(offset + 3) if more else None,
+            newest=str(page[0]) if page else None,
+        )
+
+
+def test_a_sweep_reads_every_page_then_moves_the_marker_to_the_newest_post() -> None:
+    listing = Listing(newest=7)
+    batch = sweep(["q"], {}, listing, max_pages=10, first_start=START)
+    assert [p.external_id for p in batch.posts] == ["7", "6", "5", "4", "3", "2", "1"]
+    assert batch.state["queries"] == {"q": {"since": "7"}} and not batch.more and batch.error is None
+    assert "pass" not in batch.state and batch.state["last_pass"]
+    listing.newest = 9
+    again = sweep(["q"], batch.state, listing, max_pages=10, first_start=START)
+    assert [p.external_id for p in again.posts] == ["9", "8"]
+    assert listing.calls[-1] == ("q", "7", None)
+
+
+def test_a_sweep_cut_short_by_the_page_limit_resumes_with_the_same_marker() -> None:
+    listing = Listing(newest=7)
+    first = sweep(["q"], {"queries": {"q": {"since": "0"}}}, listing, max_pages=1, first_start=START)
+    assert first.more and first.state["queries"]["q"] == {"since": "0", "cursor": "3", "newest": "7"}
+    listing.newest = 9  # new posts arrive mid-sweep: the next sweep will get them
+    rest = sweep(["q"], first.state, listing, max_pages=10, first_start=START)
+    assert listing.calls[-1][1] == "0"  # the same since while following the cursor
+    assert rest.state["queries"]["q"] == {"since": "7"}
+
+
+def test_an_error_keeps_the_pages_read_before_it_and_the_place_to_resume() -> None:
+    listing = Listing(newest=7, fail_at=2)
+    batch = sweep(["q"], {}, listing, max_pages=10, first_start=START)
+    assert batch.error is not None and [p.external_id for p in batch.posts] == ["7", "6", "5"]
+    assert batch.state["queries"]["q"]["cursor"] == "3"
+    listing.fail_at = None
+    rest = sweep(["q"], batch.state, listing, max_pages=10, first_start=START)
+    assert [p.external_id for p in rest.posts] == ["4", "3", "2", "1"]
+
+
+def test_queries_late_in_the_list_are_not_starved_by_the_page_limit() -> None:
+    listing = Listing(newest=2)
+    state: dict = {}
+    seen: list[str] = []
+    for _ in range(3):
+        batch = sweep(["a", "b", "c"], state, listing, max_pages=1, first_start=START)
+        state = batch.state
+        seen.append(listing.calls[-1][0])
+    assert seen == ["a", "b", "c"] and not batch.more and "last_pass" in state
+
+
+def test_a_query_added_later_starts_from_the_last_complete_pass() -> None:
+    starts: list[datetime] = []
+
+    def fetch(query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
+        starts.append(start)
+        return Page([])
+
+    first = sweep(["a"], {}, fetch, max_pages=5, first_start=START)
+    sweep(["a", "new"], first.state, fetch, max_pages=5, first_start=START)
+    assert starts[0] == START and starts[-1] == parse_time(first.state["last_pass"]) > START
+
+
+def test_queries_no_longer_asked_are_forgotten() -> None:
+    batch = sweep(["a"], {"queries": {"gone": {"since": "5"}}}, Listing(1), max_pages=5, first_start=START)
+    assert list(batch.state["queries"]) == ["a"]
+
+
+def test_the_budget_is_asked_before_each_page() -> None:
+    pages = iter([True, True, False])
+    batch = sweep(
+        ["q"], {}, Listing(newest=20), max_pages=10, first_start=START, may_read=lambda: next(pages)
+    )
+    assert len(batch.posts) == 6 and not batch.more
+
+
+def test_retrying_retries_transient_errors_only() -> None:
+    settings = source_settings(collector__retry_attempts=3)
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("reset")
+        return "ok"
+
+    assert retrying(settings, flaky, lambda exc: SourceError(str(exc))) == "ok" and len(calls) == 3
+    calls.clear()
+    with pytest.raises(SourceError, match="refused"):
+        retrying(
+            settings, lambda: calls.append(1) or 1 / 0, lambda exc: SourceError("refused", permanent=True)
+        )
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<p>Dr <b>Smith</b> &amp; co</p><p>second</p>", "Dr Smith & co\nsecond"),
+        ("line<br>break", "line\nbreak"),
+        ("plain &lt;not a tag&gt;", "plain <not a tag>"),
+        ('<a href="x">#<span>NHS</span></a>', "#NHS"),
+        ("<script>alert(1)</script>hi", "alert(1)hi"),
+    ],
+)
+def test_html_becomes_plain_text(markup: str, text: str) -> None:
+    assert html_to_text(markup) == text

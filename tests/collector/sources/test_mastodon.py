@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import pytest
+
+from collector.sources.base import Context
+from collector.sources.mastodon import MastodonSource
+from tests.collector.fakes.corpus import Item, more_items, recent
+from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
+from tests.collector.fakes.mastodon import TOKEN, FakeMastodon
+from tests.collector.fakes.server import FakeServer
+
+NAME = "Amira Hassan"
+TAG_PATH = "/api/v1/timelines/tag/NHS"
+SEARCH_PATH = "/api/v2/search"
+
+
+class Harness:
+    data_path = TAG_PATH
+    auth_path = TAG_PATH
+    page_size = FakeMastodon.page_size
+
+    def __init__(self, server: FakeServer, token: str = TOKEN, search: bool = False) -> None:
+        self.server = server
+        self.api = FakeMastodon(server)
+        self.token = token
+        self.search = search
+        if search:
+            self.data_path = self.auth_path = SEARCH_PATH
+
+    def seed(self, count: int) -> None:
+        self.api.items += more_items(self.api.items, count, NAME)
+
+    def source(self) -> MastodonSource:
+        settings = source_settings(
+            sources__mastodon__enabled=True,
+            sources__mastodon__instances=[self.server.base_url],
+            sources__mastodon__access_token=self.token,
+            sources__mastodon__hashtags=[] if self.search else ["NHS"],
+            sources__mastodon__search=self.search,
+        )
+        return MastodonSource(Context(settings=settings, names=[NAME]))
+
+
+@pytest.fixture
+def harness(server: FakeServer) -> Harness:
+    return Harness(server)
+
+
+class TestContract(SourceContract):
+    """Hashtag timelines."""
+
+
+class TestSearchContract(SourceContract):
+    """Full-text search of the registered names."""
+
+    @pytest.fixture
+    def harness(self, server: FakeServer) -> Harness:
+        return Harness(server, search=True)
+
+
+def test_search_pages_back_only_as_far_as_the_last_sweep(server: FakeServer) -> None:
+    harness = Harness(server, search=True)
+    harness.seed(85)
+    first, batch = fetch_all(harness.source())
+    assert len(first) == 85 and len(server.calls(SEARCH_PATH)) == 3
+    harness.seed(3)
+    before = len(server.calls(SEARCH_PATH))
+    posts, batch = fetch_all(harness.source(), batch.state)
+    assert batch.error is None
+    assert len(posts) == 3
+    assert len(server.calls(SEARCH_PATH)) == before + 1
+    assert server.calls(SEARCH_PATH)[-1].arg("q") == f'"{NAME}"'
+
+
+def test_it_turns_statuses_into_posts_with_plain_text(harness: Harness) -> None:
+    item = Item(1, recent(3), f"Dr {NAME} & the receptionist <were> awful", "carol", reply_to="dramira")
+    harness.api.items.append(item)
+    posts, batch = fetch_all(harness.source())
+    assert batch.error is None
+    [post] = posts
+    assert post.source == "mastodon"
+    assert post.external_id.startswith("https://mastodon.example/users/carol/statuses/")
+    assert post.author.startswith("@carol@")
+    assert post.text == f"{item.text} #NHS"
+    assert post.created_at == item.created_at
+    assert post.in_reply_to == "@dramira@doctors.social"
+
+
+def test_it_reads_only_new_statuses_on_the_next_poll(harness: Harness) -> None:
+    harness.seed(3)
+    source = harness.source()
+    first, batch = fetch_all(source)
+    harness.seed(2)
+    second, _ = fetch_all(source, batch.state)
+    assert len(first) == 3 and len(second) == 2
+    assert harness.server.calls(TAG_PATH)[-1].arg("since_id") == str(harness.api.items[2].mastodon_id())
+
+
+def test_old_statuses_are_not_read_the_first_time(harness: Harness) -> None:
+    harness.seed(1)
+    harness.api.items.append(Item(99, recent(60 * 30), f"{NAME} long ago", "olduser"))
+    posts, _ = fetch_all(harness.source())
+    assert [post.text for post in posts] == [harness.api.items[0].text + " #NHS"]
+
+
+def test_hashtags_are_read_without_a_token(server: FakeServer) -> None:
+    harness = Harness(server, token="")
+    harness.seed(2)
+    posts, batch = fetch_all(harness.source())
+    assert batch.error is None and len(posts) == 2
+    assert "authorization" not in server.calls(TAG_PATH)[-1].headers

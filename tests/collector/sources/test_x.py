@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from collector.matching import Entity
+from collector.sources.base import Context
+from collector.sources.x import XSource, snowflake_time
+from tests.collector.fakes.corpus import Item, more_items, recent
+from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
+from tests.collector.fakes.server import FakeServer
+from tests.collector.fakes.x import PATH, TOKEN, FakeX
+
+NAME = "Amira Hassan"
+DOCTOR = Entity("doctor", 1, "1000001", (NAME,), ("@dr_amira",), town="Leeds")
+
+
+class Harness:
+    data_path = PATH
+    auth_path = PATH
+    page_size = 10
+
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+        self.api = FakeX(server)
+        self.overrides: dict[str, object] = {}
+
+    def seed(self, count: int) -> None:
+        self.api.items += more_items(self.api.items, count, NAME)
+
+    def source(self, *entities: Entity) -> XSource:
+        settings = source_settings(
+            sources__x__enabled=True,
+            sources__x__base_url=self.server.base_url,
+            sources__x__bearer_token=TOKEN,
+            sources__x__max_results=self.page_size,
+            **self.overrides,
+        )
+        return XSource(Context(settings=settings, entities=entities or (DOCTOR,)))
+
+
+@pytest.fixture
+def harness(server: FakeServer) -> Harness:
+    return Harness(server)
+
+
+class TestContract(SourceContract):
+    pass
+
+
+def test_tweepy_is_pointed_at_the_base_url_and_asks_for_the_fields_it_needs(harness: Harness) -> None:
+    harness.seed(1)
+    fetch_all(harness.source())
+    [request] = harness.server.calls(PATH)  # tweepy's hard-coded api.twitter.com went to the fake
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["user-agent"].startswith("Python/")
+    assert set(request.arg("expansions", "").split(",")) == {"author_id", "in_reply_to_user_id"}
+    assert {"created_at", "conversation_id", "lang"} <= set(request.arg("tweet.fields", "").split(","))
+    assert NAME in (request.arg("query") or "") and "-is:retweet" in (request.arg("query") or "")
+
+
+def test_tweets_become_posts_with_their_author_and_the_account_replied_to(harness: Harness) -> None:
+    item = Item(1, recent(3), f"@dr_amira {NAME} cancelled again", "leedsmum", reply_to="dr_amira")
+    harness.api.items.append(item)
+    [post], batch = fetch_all(harness.source())
+    assert batch.error is None
+    assert post.source == "x" and post.external_id == str(item.snowflake())
+    assert post.url == f"https://x.com/leedsmum/status/{item.snowflake()}"
+    assert post.author == "@leedsmum" and post.author_id
+    assert post.created_at == item.created_at and post.lang == "en"
+    assert post.conversation_id == str(item.snowflake())
+    assert post.in_reply_to == "@dr_amira"
+    assert post.extra["referenced_tweets"] == [{"type": "replied_to", "id": "1460323737035677698"}]
+
+
+def test_the_first_pages_newest_id_becomes_the_next_since_id(harness: Harness) -> None:
+    harness.seed(25)
+    source = harness.source()
+    _, batch = fetch_all(source)
+    calls = harness.server.calls(PATH)
+    assert [c.arg("since_id") for c in calls] == [None, None, None]
+    assert calls[1].arg("next_token") and calls[1].arg("start_time") == calls[0].arg("start_time")
+    [state] = batch.state["queries"].values()
+    assert state == {"since": str(harness.api.items[-1].snowflake())}
+    harness.seed(3)
+    posts, _ = fetch_all(source, batch.state)
+    assert len(posts) == 3
+    assert harness.server.calls(PATH)[-1].arg("since_id") == state["since"]
+
+
+def test_the_first_poll_reads_back_only_the_backfill_window(harness: Harness) -> None:
+    harness.api.items.append(Item(1, recent(60 * 30), f"{NAME} two days ago", "old"))
+    harness.overrides = {"collector__backfill_hours": 24}
+    posts, _ = fetch_all(harness.source())
+    start = datetime.fromisoformat(
+        (harness.server.calls(PATH)[0].arg("start_time") or "").replace("Z", "+00:00")
+    )
+    assert posts == []
+    assert abs(start - (datetime.now(UTC) - timedelta(hours=24))) < timedelta(minutes=1)
+
+
+def test_a_new_query_starts_from_the_last_pass_not_from_seven_days_ago(harness: Harness) -> None:
+    harness.seed(2)
+    _, batch = fetch_all(harness.source())
+    newcomer = Entity("doctor", 2, "1000002", ("Benedict Osei",), ())
+    fetch_all(harness.source(DOCTOR, newcomer), batch.state)
+    last = harness.server.calls(PATH)[-1]
+    assert "Benedict Osei" in (last.arg("query") or "") and last.arg("since_id") is None
+    assert last.arg("start_time") == datetime.fromisoformat(batch.state["last_pass"]).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
+def test_a_since_id_older_than_the_search_window_is_replaced_by_a_start_time(harness: Harness) -> None:
+    stale = Item(1, datetime.now(UTC) - timedelta(days=8), "old", "old").snowflake()
+    assert snowflake_time(str(stale)) < datetime.now(UTC) - timedelta(days=7)
+    query = harness.source().queries[0]
+    fetch_all(harness.source(), {"queries": {query: {"since": str(stale)}}})
+    request = harness.server.calls(PATH)[-1]
+    assert request.arg("since_id") is None and request.arg("start_time")
+
+
+def test_the_budget_warns_at_80_percent_once_and_stops_reading_at_100(harness: Harness) -> None:
+    harness.overrides = {"sources__x__monthly_read_budget": 50}
+    harness.seed(41)
+    _, batch = fetch_all(harness.source())
+    assert batch.state["usage"]["reads"] == 41
+    assert [n.kind for n in batch.notices] == ["x_budget_warning"]
+    assert "82%" in batch.notices[0].message and "$0.2" in batch.notices[0].message
+    harness.seed(30)
+    calls = len(harness.server.calls(PATH))
+    posts, batch = fetch_all(harness.source(), batch.state)
+    assert [n.kind for n in batch.notices] == ["x_budget_spent"]
+    assert (
+        batch.state["usage"]["reads"] == 51 and len(posts) == 10
+    )  # the last page asked for only what was left
+    assert batch.error is None
+    posts, batch = fetch_all(harness.source(), batch.state)
+    assert posts == [] and batch.notices == []  # stopped, and told only once
+    assert len(harness.server.calls(PATH)) == calls + 1
+
+
+def test_a_new_month_starts_a_new_budget(harness: Harness) -> None:
+    harness.overrides = {"sources__x__monthly_read_budget": 20}
+    harness.seed(5)
+    spent = {"usage": {"month": "2020-01", "reads": 20, "warned": True, "stopped": True}}
+    posts, batch = fetch_all(harness.source(), spent)
+    assert len(posts) == 5 and batch.state["usage"]["month"] == datetime.now(UTC).strftime("%Y-%m")
+    assert batch.state["usage"]["reads"] == 5
+
+
+def test_the_bearer_token_is_never_logged(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    harness.seed(1)
+    with caplog.at_level(logging.DEBUG):
+        fetch_all(harness.source())
+    assert TOKEN not in caplog.text
+
+
+def test_a_repacked_query_of_known_terms_carries_their_since_id(harness: Harness) -> None:
+    harness.seed(2)
+    _, batch = fetch_all(harness.source())
+    [(old_query, entry)] = batch.state["queries"].items()
+    harness.overrides = {"sources__x__exclude_retweets": False}  # the same terms, another query
+    _, batch = fetch_all(harness.source(), batch.state)
+    last = harness.server.calls(PATH)[-1]
+    assert last.arg("query") != old_query
+    assert last.arg("since_id") == entry["since"] and last.arg("start_time") is None
+    assert old_query not in batch.state["queries"]

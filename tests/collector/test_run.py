@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from collector.run import CheckpointMoved, advance_checkpoint, collect_once
+from collector.sources import enabled_sources
+from tests.collector.fakes.careopinion import API_KEY, FakeCareOpinion
+from tests.collector.fakes.corpus import more_items
+from tests.collector.fakes.faults import CLIENT_TIMEOUT
+from tests.collector.fakes.feeds import FakeFeeds
+from tests.collector.fakes.server import FakeServer, Reply
+from tests.conftest import Tenancy
+from vigil.errors import VigilError
+from vigil.models import Mention, MentionEntity, OperatorEvent, SourceState
+from vigil.runtime import Runtime
+from vigil.settings import Settings
+
+NAMING_ALICE = "Dr Amira Hassan in Leeds"
+
+
+@pytest.fixture
+def feeds(server: FakeServer) -> FakeFeeds:
+    return FakeFeeds(server)
+
+
+def runtime_for(settings: Settings, server: FakeServer, **overrides: object) -> Runtime:
+    """Vigil on the test database, with the feed source (and any other) pointed at the fake server."""
+    values: dict[str, object] = {
+        "collector__timeout_seconds": CLIENT_TIMEOUT,
+        "collector__retry_attempts": 1,
+        "collector__retry_wait_seconds": 0,
+        "sources__rss__enabled": True,
+        "sources__rss__feeds": [f"{server.base_url}/feeds/alerts-0"],
+    }
+    return Runtime(settings.with_overrides(**{**values, **overrides}))
+
+
+def careopinion_at(server: FakeServer) -> dict[str, object]:
+    return {
+        "sources__careopinion__enabled": True,
+        "sources__careopinion__base_url": server.base_url,
+        "sources__careopinion__api_key": API_KEY,
+    }
+
+
+@pytest.fixture
+def runtime(settings: Settings, server: FakeServer, feeds: FakeFeeds) -> Iterator[Runtime]:
+    runtime = runtime_for(settings, server, collector__failure_alert_after=2)
+    yield runtime
+    runtime.close()
+
+
+def events(session: Session) -> list[tuple[str, str]]:
+    """The operator events so far (the read ends its transaction: SQLite locks on every BEGIN)."""
+    found = [(e.kind, e.subject) for e in session.scalars(select(OperatorEvent).order_by(OperatorEvent.id))]
+    session.commit()
+    return found
+
+
+def state(session: Session, name: str = "rss") -> SourceState:
+    session.expire_all()
+    row = session.get(SourceState, name)
+    assert row is not None
+    session.commit()
+    return row
+
+
+def test_a_pass_stores_the_mentions_with_the_checkpoint(
+    runtime: Runtime, feeds: FakeFeeds, session: Session, alice: Tenancy
+) -> None:
+    feeds.items += more_items(feeds.items, 3, NAMING_ALICE)
+    feeds.items += more_items(feeds.items, 1, "Harry Kane")
+    [report] = collect_once(runtime)
+    assert (report.posts_read, report.store.stored, report.store.unmatched, report.error) == (4, 3, 1, None)
+    mentions = session.scalars(select(Mention)).all()
+    assert len(mentions) == 3
+    assert all(m.entities[0].doctor_id == alice.doctors[0].id for m in mentions)
+    assert "Leeds" in mentions[0].entities[0].reason
+    row = state(session)
+    assert row.checkpoint["feeds"] and row.version == 1 and row.last_success_at is not None
+    assert (row.posts_read, row.mentions_stored, row.consecutive_failures) == (4, 3, 0)
+
+
+def test_a_stop_request_ends_a_poll_after_the_current_batch(
+    settings: Settings, server: FakeServer, session: Session, alice: Tenancy
+) -> None:
+    stories = FakeCareOpinion(server, ["A10001"])
+    stories.items += more_items(stories.items, 250, "the receptionist")
+    runtime = runtime_for(
+        settings, server, sources__rss__enabled=False, collector__max_pages=1, **careopinion_at(server)
+    )
+    stop = threading.Event()
+    stop.set()
+    [report] = collect_once(runtime, stop=stop)
+    assert (report.batches, report.store.stored) == (1, 100)
+    assert state(session, "careopinion").checkpoint["queries"]["A10001"]["cursor"] == "100"
+    [report] = collect_once(runtime)  # the next poll carries on from the checkpoint
+    assert (report.batches, report.store.stored) == (2, 150)
+    runtime.close()
+
+
+def test_a_second_pass_stores_nothing_twice(
+    runtime: Runtime, feeds: FakeFeeds, session: Session, alice: Tenancy
+) -> None:
+    feeds.items += more_items(feeds.items, 3, NAMING_ALICE)
+    collect_once(runtime)
+    feeds.items += more_items(feeds.items, 2, NAMING_ALICE)
+    [report] = collect_once(runtime)
+    assert (report.store.stored, report.store.duplicates) == (2, 3)
+    assert len(session.scalars(select(Mention)).all()) == 5
+
+
+def test_repeated_failures_raise_one_operator_event_and_recovery_another(
+    runtime: Runtime, server: FakeServer, feeds: FakeFeeds, session: Session, alice: Tenancy
+) -> None:
+    server.fail(Reply(503, b"down"), path="/feeds/.*", times=None)
+    for _ in range(4):
+        [report] = collect_once(runtime)
+        assert report.error and "503" in report.error
+    row = state(session)
+    assert row.consecutive_failures == 4 and "503" in row.last_error and row.alerted_at is not None
+    assert events(session) == [("source_failing", "Source rss is not collecting")]
+    server.clear_faults()
+    collect_once(runtime)
+    assert events(session)[-1] == ("source_recovered", "Source rss is collecting again")
+    assert state(session).consecutive_failures == 0
+
+
+def test_an_authentication_failure_tells_the_operator_at_once(
+    runtime: Runtime, server: FakeServer, feeds: FakeFeeds, session: Session, alice: Tenancy
+) -> None:
+    server.fail(feeds.unauthorized(), path="/feeds/.*", times=None)
+    collect_once(runtime)
+    assert events(session) == [("source_failing", "Source rss is not collecting")]
+    collect_once(runtime)
+    assert len(events(session)) == 1  # told once, not at every poll
+
+
+def test_a_rate_limited_source_waits_for_its_reset_while_the_others_carry_on(
+    settings: Settings, server: FakeServer, feeds: FakeFeeds, session: Session, alice: Tenancy
+) -> None:
+    stories = FakeCareOpinion(server, ["A10001"])
+    stories.items += more_items(stories.items, 2, "the receptionist was rude")
+    runtime = runtime_for(settings, server, **careopinion_at(server))
+    server.fail(feeds.rate_limited(), path="/feeds/.*", times=None)
+    reports = {report.source: report for report in collect_once(runtime)}
+    assert reports["rss"].error and reports["careopinion"].store.stored == 2
+    assert state(session).retry_after is not None
+    feed_calls = len(server.calls("/feeds/.*"))
+    stories.items += more_items(stories.items, 1, "lovely nurse")
+    reports = {report.source: report for report in collect_once(runtime)}
+    assert reports["rss"].skipped and "rate limit" in reports["rss"].skipped
+    assert len(server.calls("/feeds/.*")) == feed_calls
+    assert reports["careopinion"].store.stored == 1
+    runtime.close()
+
+
+def test_a_story_filed_under_a_practice_names_that_practice(
+    settings: Settings, server: FakeServer, session: Session, alice: Tenancy, bob: Tenancy
+) -> None:
+    stories = FakeCareOpinion(server, ["A10001"])
+    stories.items += more_items(stories.items, 1, "the receptionist")
+    runtime = runtime_for(settings, server, sources__rss__enabled=False, **careopinion_at(server))
+    collect_once(runtime)
+    [entity] = session.scalars(select(MentionEntity)).all()
+    assert entity.practice_id == alice.practice.id and entity.matched_text == "A10001"
+    assert "ODS code A10001" in entity.reason
+    assert {request.arg("nacs") for request in server.calls("/api/v2/opinions")} == {"A10001"}
+    assert sorted(server.calls("/api/v2/opinions")[0].query["nacs"]) == ["A10001", "B20002"]
+    runtime.close()
+
+
+def test_a_source_that_cannot_start_is_recorded_as_a_failure(
+    settings: Settings, server: FakeServer, session: Session, alice: Tenancy
+) -> None:
+    runtime = runtime_for(
+        settings,
+        server,
+        sources__rss__enabled=False,
+        sources__mastodon__enabled=True,
+        sources__mastodon__instances=["mastodon.social"],  # no scheme: not an instance URL
+    )
+    [report] = collect_once(runtime)
+    assert report.error and "could not start" in report.error and "mastodon.social" in report.error
+    assert "could not start" in state(session, "mastodon").last_error
+    assert events(session) == [("source_failing", "Source mastodon is not collecting")]
+    runtime.close()
+
+
+def test_a_checkpoint_moved_by_another_collector_is_never_overwritten(
+    session: Session, alice: Tenancy
+) -> None:
+    session.add(SourceState(source="rss", checkpoint={"feeds": {}}, version=3, last_error=""))
+    session.commit()
+    with pytest.raises(CheckpointMoved):
+        advance_checkpoint(session, "rss", {"feeds": {"stale": {}}}, version=2)
+    session.rollback()
+    assert advance_checkpoint(session, "rss", {"feeds": {"new": {}}}, version=3) == 4
+    session.commit()
+    assert state(session).checkpoint == {"feeds": {"new": {}}}
+
+
+def test_asking_for_a_source_that_is_not_enabled_is_an_error(runtime: Runtime) -> None:
+    with pytest.raises(VigilError, match="source 'x' is not enabled"):
+        collect_once(runtime, "x")
+
+
+def test_an_enabled_source_without_credentials_stops_start_up(settings: Settings) -> None:
+    with pytest.raises(VigilError, match="VIGIL_SOURCES__X__BEARER_TOKEN"):
+        enabled_sources(settings.with_overrides(sources__x__enabled=True))

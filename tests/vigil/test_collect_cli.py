@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.collector.fakes.corpus import more_items
+from tests.collector.fakes.feeds import FakeFeeds
+from tests.collector.fakes.server import FakeServer, Reply, loopback_only  # noqa: F401  (autouse)
+from vigil.cli import app
+from vigil.paths import resource_dir
+
+SAMPLE = [str(p) for p in sorted((resource_dir("config") / "sample" / "register").glob("*.csv"))]
+runner = CliRunner()
+
+
+def vigil(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def feed(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeFeeds]:
+    server = FakeServer()
+    feeds = FakeFeeds(server)
+    monkeypatch.setenv("VIGIL_SOURCES__RSS__ENABLED", "true")
+    monkeypatch.setenv("VIGIL_SOURCES__RSS__FEEDS", f"{server.base_url}/feeds/alerts-0")
+    monkeypatch.setenv("VIGIL_COLLECTOR__RETRY_ATTEMPTS", "1")
+    assert vigil("register", "import", *SAMPLE)[0] == 0
+    yield feeds
+    server.close()
+
+
+def test_collect_once_polls_the_enabled_sources_and_reports(feed: FakeFeeds) -> None:
+    feed.items += more_items(feed.items, 2, "Dr Daniel Smith at Meanwood Health Centre in Leeds")
+    feed.items += more_items(feed.items, 1, "Harry Kane scores")
+    code, output = vigil("collect", "--once", "--source", "rss")
+    assert code == 0, output
+    assert re.search(r"rss\s+│ 1\s+│ 3\s+│ 2\s+│ 0\s+│ 1\s+│ ok", output), output
+    code, output = vigil("status")
+    assert re.search(r"rss\s+│ enabled; last success 20\d\d-", output), output
+    assert "rss checkpoint" in output
+
+
+def test_a_failing_source_makes_collect_exit_non_zero(feed: FakeFeeds) -> None:
+    feed.server.fail(Reply(500, b"boom"), path="/feeds/.*", times=None)
+    code, output = vigil("collect", "--once")
+    assert code == 1
+    assert "failed:" in output and "500" in output
+
+
+def test_asking_for_a_source_that_is_not_enabled_is_an_error(feed: FakeFeeds) -> None:
+    code, output = vigil("collect", "--once", "--source", "x")
+    assert code == 1 and "error: source 'x' is not enabled (enabled: rss)" in output
+
+
+def test_collect_needs_once(env: dict[str, str]) -> None:
+    code, output = vigil("collect")
+    assert "--once" in output  # the group's help
+    code, output = vigil("collect", "--source", "rss")
+    assert code == 1 and "say --once" in output
+
+
+def test_collect_import_reports_and_export_writes_the_same_format(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert vigil("register", "import", *SAMPLE)[0] == 0
+    posts = tmp_path / "reviews.jsonl"
+    posts.write_text(
+        json.dumps(
+            {
+                "source": "reviews",
+                "external_id": "1",
+                "url": "https://reviews.example/1",
+                "author": "Jo",
+                "created_at": "2026-11-20T09:00:00Z",
+                "text": "Dr Daniel Smith at Meanwood Health Centre in Leeds ignored me",
+            }
+        )
+        + "\n"
+    )
+    code, output = vigil("collect", "import", str(posts))
+    assert code == 0, output
+    assert "1 post(s) read: 1 stored, 0 already stored, 0 naming no" in " ".join(output.split())
+    out = tmp_path / "out.csv"
+    code, output = vigil(
+        "mentions", "export", "--format", "csv", "--output", str(out), "--since", "2026-11-01"
+    )
+    assert code == 0, output
+    assert out.read_text().splitlines()[0] == (
+        "source,external_id,url,author,created_at,text,doctors,practices,matched_text,labels,classified_at"
+    )
+    code, output = vigil("collect", "import", str(out))
+    assert "1 already stored" in output
+
+
+def test_import_errors_are_listed_and_nothing_is_imported(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("source,external_id,url,author,created_at,text\nreviews,1,,,yesterday,hi\n")
+    code, output = vigil("collect", "import", str(bad))
+    assert code == 1
+    assert "error: 1 error(s); nothing was imported" in output
+    assert f"{bad}:2: created_at:" in output
+
+
+def test_export_rejects_an_unknown_format_or_recipient(env: dict[str, str]) -> None:
+    assert (
+        vigil("mentions", "export", "--format", "xml")[1].count("error: --format must be jsonl or csv") == 1
+    )
+    code, output = vigil("mentions", "export", "--recipient", "nobody@example.com")
+    assert code == 1 and "no recipient nobody@example.com" in output

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, inspect, select, text
+
+from tests.collector.fakes.corpus import more_items
+from tests.collector.fakes.feeds import FakeFeeds
+from tests.collector.fakes.server import FakeServer, loopback_only  # noqa: F401  (autouse)
+from tests.conftest import Tenancy
+from vigil import scheduler
+from vigil.models import Mention
+from vigil.runtime import Runtime
+from vigil.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    runtime = Runtime(
+        settings.with_overrides(
+            sources__rss__enabled=True,
+            sources__rss__feeds=["http://127.0.0.1:9/feeds/alerts-0"],
+            sources__careopinion__enabled=True,
+            sources__careopinion__api_key="key",
+            scheduler__jitter_seconds=0,
+        )
+    )
+    yield runtime
+    with runtime.engine.begin() as connection:  # APScheduler's table is not one of ours to truncate
+        connection.execute(text(f"DROP TABLE IF EXISTS {scheduler.JOBS_TABLE}"))
+    runtime.close()
+
+
+def job_ids(runtime: Runtime) -> list[str]:
+    with runtime.engine.connect() as connection:
+        return sorted(connection.execute(text(f"SELECT id FROM {scheduler.JOBS_TABLE}")).scalars())
+
+
+def test_each_enabled_source_has_one_job_with_a_stable_id(runtime: Runtime) -> None:
+    specs = scheduler.scheduled_jobs(runtime.settings)
+    assert [spec.id for spec in specs] == ["collect:rss", "collect:careopinion"]
+    assert {spec.trigger.interval.total_seconds() for spec in specs} == {1800, 3600}  # type: ignore[attr-defined]
+    built = scheduler.build_scheduler(runtime, specs)
+    built.shutdown(wait=False)
+    assert job_ids(runtime) == ["collect:careopinion", "collect:rss"]
+    assert "apscheduler_jobs" in inspect(runtime.engine).get_table_names()
+
+
+def test_a_restart_replaces_the_jobs_keeps_their_next_run_and_drops_disabled_ones(runtime: Runtime) -> None:
+    first = scheduler.build_scheduler(runtime, scheduler.scheduled_jobs(runtime.settings))
+    next_run = first.get_job("collect:rss").next_run_time
+    first.shutdown(wait=False)
+    without_careopinion = Runtime(runtime.settings.with_overrides(sources__careopinion__enabled=False))
+    again = scheduler.build_scheduler(
+        without_careopinion, scheduler.scheduled_jobs(without_careopinion.settings)
+    )
+    jobs = again.get_jobs()
+    again.shutdown(wait=False)
+    without_careopinion.close()
+    assert [job.id for job in jobs] == ["collect:rss"]
+    assert jobs[0].next_run_time == next_run
+    assert jobs[0].coalesce and jobs[0].max_instances == 1
+
+
+def test_the_scheduler_collects_and_stops_when_asked(settings: Settings, alice: Tenancy) -> None:
+    server = FakeServer()
+    feeds = FakeFeeds(server)
+    feeds.items += more_items(feeds.items, 2, "Dr Amira Hassan in Leeds")
+    runtime = Runtime(
+        settings.with_overrides(
+            sources__rss__enabled=True,
+            sources__rss__feeds=feeds.urls(server.base_url),
+            scheduler__jitter_seconds=0,
+        )
+    )
+    stop = threading.Event()
+
+    def stop_when_stored() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not stop.is_set():
+            with runtime.transaction() as session:
+                if session.scalar(select(func.count()).select_from(Mention)) == 2:
+                    break
+            time.sleep(0.1)
+        stop.set()
+
+    watcher = threading.Thread(target=stop_when_stored)
+    watcher.start()
+    try:
+        scheduler.run(runtime, until=stop)
+    finally:
+        watcher.join()
+        with runtime.engine.begin() as connection:
+            connection.execute(text(f"DROP TABLE IF EXISTS {scheduler.JOBS_TABLE}"))
+        runtime.close()
+        server.close()
+    assert len(server.calls("/feeds/.*")) >= 1
+
+
+def test_vigil_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "VIGIL_DATABASE__URL": f"sqlite:///{tmp_path}/vigil.db",
+        "VIGIL_SOURCES__RSS__ENABLED": "true",
+        "VIGIL_SOURCES__RSS__FEEDS": "http://127.0.0.1:9/feed",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "vigil", "db", "upgrade"], env=environment, check=True, capture_output=True
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "run"], env=environment, cwd=ROOT, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "scheduler running" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=30)
+    finally:
+        process.kill()  # never leave a scheduler behind, whatever happened
+    assert process.returncode == 0, rest
+    assert "scheduler stopped" in rest
+
+
+steps_run: list[tuple[object, tuple[object, ...]]] = []
+
+
+def record_step(runtime: Runtime, *args: object) -> None:
+    steps_run.append((runtime, args))
+
+
+def test_a_step_taking_the_runtime_runs_with_the_schedulers_runtime(runtime: Runtime) -> None:
+    steps_run.clear()
+    with scheduler.jobs_runtime(runtime):
+        scheduler.run_step(f"{__name__}:record_step", "weekly")
+    assert steps_run == [(runtime, ("weekly",))]
+    with pytest.raises(RuntimeError, match="jobs run inside `vigil run`"):
+        scheduler.current_runtime()
