@@ -160,7 +160,7 @@ def query_terms(
                 text = f"({phrase} {' '.join(negations)})" if negations else phrase
                 _keep(alone, Term(text, form.key, entity.label), capacity)
                 continue
-            context = _context(entity, form, common, medical)
+            context = _context(entity, form, medical)
             if context:  # a name with no context to search for could never be attributed
                 groups.setdefault((context, negations), {}).setdefault(phrase, entity.label)
     grouped = [term for key, names in groups.items() for term in _group_terms(key, names, capacity)]
@@ -270,19 +270,21 @@ def _capacity(max_length: int, suffix: str) -> int:
 def _searched_forms(entity: Entity, common: CommonNames) -> list[Form]:
     """The forms worth a search: full names, aliases and "Dr <surname>"; registered practice names.
 
-    A form that contains another of the entity's forms is left out ("Dr Dan Smith" is found by
-    "Dan Smith"); so are initials ("Dr D Smith") and colloquial practice forms, which cost more
-    characters than the posts they would add.
+    A form that contains another of the entity's forms, no easier to attribute, is left out
+    ("Dr Dan Smith" is found by "Dan Smith"); so are initials ("Dr D Smith") and colloquial
+    practice forms, which cost more characters than the posts they would add.
     """
     if entity.kind == "practice":
         forms = [form for name in entity.names for form in practice_forms(name, entity.town, common)[:1]]
     else:
         forms = [form for form in doctor_forms(entity.names, common) if not _is_initial(form)]
-    keys = [f" {form.key} " for form in forms]
     return [
         form
-        for form, key in zip(forms, keys, strict=True)
-        if not any(other != key and other in key for other in keys)
+        for form in forms
+        if not any(
+            other.key != form.key and f" {other.key} " in f" {form.key} " and other.need <= form.need
+            for other in forms
+        )
     ]
 
 
@@ -291,7 +293,7 @@ def _is_initial(form: Form) -> bool:
     return len(words) >= 3 and words[0] == "dr" and len(words[1]) == 1
 
 
-def _context(entity: Entity, form: Form, common: CommonNames, medical: tuple[str, ...]) -> tuple[str, ...]:
+def _context(entity: Entity, form: Form, medical: tuple[str, ...]) -> tuple[str, ...]:
     """What a post must also say for the matcher to accept ``form``: the place, and more."""
     words = [entity.town, *entity.practice_names, *(medical if form.need <= WEAK else ())]
     words += [term for term, score in specialty_terms(entity.specialty) if score > WEAK or form.need <= WEAK]

@@ -24,7 +24,7 @@ from collector.names import CommonNames, CommonNamesError
 from collector.post import Post
 from tests.collector.register import ENTITIES, MEANWOOD, doctor
 from tests.conftest import Tenancy
-from vigil.models import Doctor, Practice
+from vigil.models import Doctor
 from vigil.settings import Settings, read_declarations
 
 
@@ -458,9 +458,13 @@ def test_bad_matching_settings_fail_naming_the_setting(
         matcher_from_settings(settings.with_overrides(**overrides), ENTITIES)
 
 
-def test_practice_entities_and_their_doctors_share_one_context(session: Session, bob: Tenancy) -> None:
-    practice = session.get(Practice, bob.practice.id)
-    assert practice is not None
+def test_a_loaded_register_places_a_common_surname_by_its_practice(session: Session, bob: Tenancy) -> None:
+    assert bob.practice is not None
     matcher = Matcher.from_entities(load_entities(session))
-    text = "Benedict Osei at Bob Lane Practice"
-    assert named(matcher.match(post(text))) == {f"doctor:{bob.doctors[0].id}", f"practice:{practice.id}"}
+    doctor_id, practice_id = bob.doctors[0].id, bob.practice.id
+    assert named(matcher.match(post("Dr Osei at Bob Lane Practice was rude"))) == {
+        f"doctor:{doctor_id}",
+        f"practice:{practice_id}",
+    }
+    assert named(matcher.match(post("Dr Osei in Bristol was rude"))) == {f"doctor:{doctor_id}"}
+    assert matcher.match(post("Dr Osei was rude")) == []
