@@ -39,6 +39,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from vigil import metrics
 from vigil.runtime import Runtime
 from vigil.settings import Settings
 
@@ -86,7 +87,11 @@ def collect_job(source: str) -> None:
     """Scheduled poll of one source (each source is its own job: a slow one delays no other)."""
     from collector.run import collect_once
 
-    collect_once(current_runtime(), source, stop=STOPPING)
+    for report in collect_once(current_runtime(), source, stop=STOPPING):
+        metrics.POSTS_READ.labels(report.source).inc(report.posts_read)
+        metrics.MENTIONS_COLLECTED.labels(report.source).inc(report.store.stored)
+        if report.error:
+            metrics.SOURCE_ERRORS.labels(report.source).inc()
 
 
 def run_step(target: str, *args: Any) -> None:
@@ -116,7 +121,13 @@ def collector_jobs(settings: Settings) -> list[JobSpec]:
     ]
 
 
-JOB_PROVIDERS: list[Callable[[Settings], list[JobSpec]]] = [collector_jobs]
+def _service_jobs(settings: Settings) -> list[JobSpec]:
+    from vigil.service import service_jobs
+
+    return service_jobs(settings)
+
+
+JOB_PROVIDERS: list[Callable[[Settings], list[JobSpec]]] = [collector_jobs, _service_jobs]
 
 
 def scheduled_jobs(settings: Settings) -> list[JobSpec]:
@@ -166,7 +177,22 @@ def run(runtime: Runtime, until: threading.Event | None = None) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda number, frame: stop.set())
     with jobs_runtime(runtime):
-        _run_until(build_scheduler(runtime, scheduled_jobs(runtime.settings)), stop)
+        scheduler = build_scheduler(runtime, scheduled_jobs(runtime.settings))
+        with _health_endpoint(runtime, scheduler):
+            _run_until(scheduler, stop)
+
+
+@contextmanager
+def _health_endpoint(runtime: Runtime, scheduler: BackgroundScheduler) -> Iterator[None]:
+    if not int(runtime.settings.service.port):
+        yield
+        return
+    from apscheduler.schedulers.base import STATE_RUNNING
+
+    from vigil.service import HealthServer
+
+    with HealthServer(runtime, lambda: scheduler.state == STATE_RUNNING):
+        yield
 
 
 def _run_until(scheduler: BackgroundScheduler, stop: threading.Event) -> None:

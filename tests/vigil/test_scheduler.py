@@ -33,6 +33,7 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
             sources__careopinion__enabled=True,
             sources__careopinion__api_key="key",
             scheduler__jitter_seconds=0,
+            service__port=0,
         )
     )
     yield runtime
@@ -47,12 +48,12 @@ def job_ids(runtime: Runtime) -> list[str]:
 
 
 def test_each_enabled_source_has_one_job_with_a_stable_id(runtime: Runtime) -> None:
-    specs = scheduler.scheduled_jobs(runtime.settings)
+    specs = scheduler.collector_jobs(runtime.settings)
     assert [spec.id for spec in specs] == ["collect:rss", "collect:careopinion"]
     assert {spec.trigger.interval.total_seconds() for spec in specs} == {1800, 3600}  # type: ignore[attr-defined]
-    built = scheduler.build_scheduler(runtime, specs)
+    built = scheduler.build_scheduler(runtime, scheduler.scheduled_jobs(runtime.settings))
     built.shutdown(wait=False)
-    assert job_ids(runtime) == ["collect:careopinion", "collect:rss"]
+    assert job_ids(runtime) == ["collect:careopinion", "collect:rss", "digests", "pipeline"]
     assert "apscheduler_jobs" in inspect(runtime.engine).get_table_names()
 
 
@@ -67,9 +68,10 @@ def test_a_restart_replaces_the_jobs_keeps_their_next_run_and_drops_disabled_one
     jobs = again.get_jobs()
     again.shutdown(wait=False)
     without_careopinion.close()
-    assert [job.id for job in jobs] == ["collect:rss"]
-    assert jobs[0].next_run_time == next_run
-    assert jobs[0].coalesce and jobs[0].max_instances == 1
+    assert [job.id for job in jobs if job.id.startswith("collect:")] == ["collect:rss"]
+    rss = next(job for job in jobs if job.id == "collect:rss")
+    assert rss.next_run_time == next_run
+    assert all(job.coalesce and job.max_instances == 1 for job in jobs)
 
 
 def test_the_scheduler_collects_and_stops_when_asked(settings: Settings, alice: Tenancy) -> None:
@@ -81,6 +83,7 @@ def test_the_scheduler_collects_and_stops_when_asked(settings: Settings, alice: 
             sources__rss__enabled=True,
             sources__rss__feeds=feeds.urls(server.base_url),
             scheduler__jitter_seconds=0,
+            service__port=0,
         )
     )
     stop = threading.Event()
@@ -113,6 +116,7 @@ def test_vigil_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         "VIGIL_DATABASE__URL": f"sqlite:///{tmp_path}/vigil.db",
         "VIGIL_SOURCES__RSS__ENABLED": "true",
         "VIGIL_SOURCES__RSS__FEEDS": "http://127.0.0.1:9/feed",
+        "VIGIL_SERVICE__PORT": "0",
     }
     subprocess.run(
         [sys.executable, "-m", "vigil", "db", "upgrade"], env=environment, check=True, capture_output=True

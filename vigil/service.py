@@ -1,0 +1,217 @@
+"""``vigil run`` beyond collecting: the pipeline job, the digest job, and the health/metrics endpoint.
+
+The pipeline job runs classify → detect cases → send alerts in that order, every
+``service.pipeline_seconds``; each step claims its own work in the database, so a second worker
+(or a manual ``vigil classify``) running meanwhile does no harm. Collection runs as one job per
+source on its own interval (``vigil.scheduler``), and the digests as a frequent check that sends
+once they are due.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import select, text
+
+from vigil import metrics
+from vigil.runtime import Runtime
+from vigil.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineReport:
+    classified: int = 0
+    cases_opened: int = 0
+    alerts_queued: int = 0
+    emails_sent: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.classified} classified, {self.cases_opened} cases opened, "
+            f"{self.alerts_queued} alert emails queued, {self.emails_sent} emails sent"
+        )
+
+
+def run_pipeline(runtime: Runtime, stop: threading.Event | None = None) -> PipelineReport:
+    """Classify what is pending, detect cases, then route and send alerts (one pass of each)."""
+    from alerts.jobs import send_alerts
+    from cases.jobs import detect
+
+    report = PipelineReport(classified=classify(runtime))
+    if stop is not None and stop.is_set():
+        return report
+    cases = detect(runtime)
+    report.cases_opened = len(cases.opened)
+    metrics.CASES_OPENED.inc(len(cases.opened))
+    alerts = send_alerts(runtime)
+    report.alerts_queued = alerts.routing.emails
+    report.emails_sent = alerts.delivery.sent
+    return report
+
+
+def classify(runtime: Runtime) -> int:
+    """Label every pending mention with the configured model, timing each batch for the metrics."""
+    from classifier.model import get_classifier
+    from classifier.step import classify_pending
+
+    started = time.perf_counter()
+
+    def on_batch(count: int) -> None:
+        nonlocal started
+        elapsed = time.perf_counter() - started
+        for _ in range(count):
+            metrics.MODEL_LATENCY.observe(elapsed / count)
+        metrics.CLASSIFICATIONS.inc(count)
+        started = time.perf_counter()
+
+    return classify_pending(runtime, get_classifier(runtime.settings), on_batch=on_batch)
+
+
+# --- scheduled jobs (module-level, picklable: see vigil.scheduler) -------------------------------
+
+
+def pipeline_job() -> None:
+    from vigil.scheduler import STOPPING, current_runtime
+
+    _recorded("pipeline", lambda: run_pipeline(current_runtime(), STOPPING))
+
+
+def digests_job() -> None:
+    """Send the practices' and the organisation's weekly digests once they are due (else nothing)."""
+    from alerts.jobs import send_due_digests
+    from cases.jobs import send_due_digest
+    from vigil.scheduler import current_runtime
+
+    runtime = current_runtime()
+    _recorded("digests", lambda: (send_due_digests(runtime), send_due_digest(runtime)))
+
+
+def _recorded(job: str, work: Callable[[], Any]) -> None:
+    try:
+        result = work()
+    except Exception:
+        metrics.JOB_RUNS.labels(job, "failed").inc()
+        log.exception("job %s failed", job, extra={"job": job})
+        return
+    metrics.JOB_RUNS.labels(job, "ok").inc()
+    log.info("job %s: %s", job, result, extra={"job": job})
+
+
+def service_jobs(settings: Settings) -> list[Any]:
+    from vigil.scheduler import JobSpec
+
+    return [
+        JobSpec(
+            "pipeline", "vigil.service:pipeline_job",
+            IntervalTrigger(seconds=int(settings.service.pipeline_seconds)),
+            name="Classify, detect cases, send alerts",
+        ),
+        JobSpec(
+            "digests", "vigil.service:digests_job",
+            IntervalTrigger(minutes=int(settings.service.digest_check_minutes)),
+            name="Send weekly digests when due",
+        ),
+    ]  # fmt: skip
+
+
+# --- health and metrics endpoint -----------------------------------------------------------------
+
+
+def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int, dict[str, Any]]:
+    """What ``/healthz`` answers: 200 while the database answers and the scheduler runs, else 503.
+
+    A source that keeps failing makes the status ``degraded`` (still 200: the process is fine,
+    the outside world is not); the sources' details say which.
+    """
+    from vigil.models import SourceState
+
+    body: dict[str, Any] = {"time": datetime.now(UTC).isoformat(timespec="seconds")}
+    ok = scheduler_running()
+    body["scheduler"] = "running" if ok else "stopped"
+    try:
+        with runtime.transaction() as session:
+            session.execute(text("SELECT 1"))
+            states = session.scalars(select(SourceState).order_by(SourceState.source)).all()
+        body["database"] = "ok"
+    except Exception as exc:
+        body["database"] = f"unreachable: {type(exc).__name__}"
+        body["status"] = "failing"
+        return 503, body
+    threshold = int(runtime.settings.collector.failure_alert_after)
+    body["sources"] = {
+        state.source: {
+            "last_success": state.last_success_at.isoformat(timespec="seconds")
+            if state.last_success_at
+            else None,
+            "consecutive_failures": state.consecutive_failures,
+        }
+        for state in states
+    }
+    failing = [s.source for s in states if s.consecutive_failures >= threshold]
+    body["status"] = "failing" if not ok else ("degraded" if failing else "ok")
+    return (200 if ok else 503), body
+
+
+class HealthServer:
+    """``/healthz`` (JSON) and ``/metrics`` (Prometheus text) on a local port, in a thread."""
+
+    def __init__(self, runtime: Runtime, scheduler_running: Callable[[], bool]) -> None:
+        settings = runtime.settings.service
+        metrics.REGISTRY.register(collector := metrics.DatabaseCollector(runtime))
+        self._collector = collector
+        self._server = ThreadingHTTPServer(
+            (settings.listen_host, int(settings.port)), _handler(runtime, scheduler_running)
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> HealthServer:
+        self._thread.start()
+        log.info("health and metrics at %s/healthz and %s/metrics", self.address, self.address)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        metrics.REGISTRY.unregister(self._collector)
+
+
+def _handler(runtime: Runtime, scheduler_running: Callable[[], bool]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                status, body = health(runtime, scheduler_running)
+                self._reply(status, "application/json", json.dumps(body).encode())
+            elif path == "/metrics":
+                self._reply(200, CONTENT_TYPE_LATEST, generate_latest(metrics.REGISTRY))
+            else:
+                self._reply(404, "text/plain; charset=utf-8", b"not found: try /healthz or /metrics\n")
+
+        def _reply(self, status: int, content_type: str, payload: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # scrapes every few seconds would drown the log
+
+    return Handler
