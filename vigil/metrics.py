@@ -70,7 +70,11 @@ class DatabaseCollector(Collector):
                 for kind, count in session.execute(sent_by_kind.group_by(OutboxMessage.kind)):
                     sent.add_metric([kind], count)
                 waiting.add_metric(
-                    [], session.scalar(select(func.count()).where(~Mention.classification.has())) or 0
+                    [],
+                    session.scalar(
+                        select(func.count()).select_from(Mention).where(~Mention.classification.has())
+                    )
+                    or 0,
                 )
                 open_cases = select(func.count()).select_from(Case).where(Case.status != CaseStatus.CLOSED)
                 cases.add_metric([], session.scalar(open_cases) or 0)
