@@ -10,6 +10,7 @@ from rich.table import Table
 
 from vigil.cli import alerts, cases, collect, config, db, register
 from vigil.cli.common import console, new_app, runtime
+from vigil.cli.demo import demo
 from vigil.logs import configure_logging
 from vigil.status import collect_status
 
@@ -23,6 +24,7 @@ app.add_typer(alerts.app, name="alerts")
 app.add_typer(alerts.digest_app, name="digest")
 app.add_typer(cases.app, name="cases")
 app.command("run")(collect.run)
+app.command("demo")(demo)
 
 
 @app.callback()
