@@ -7,6 +7,7 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from classifier.status import classifier_section
 from vigil import migrate
 from vigil.models import Classification, Mention
 from vigil.register import register_counts
@@ -41,6 +42,7 @@ SECTIONS: list[Callable[[Runtime, Session], Section]] = [
     database_section,
     register_section,
     store_section,
+    classifier_section,
 ]
 
 

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vigil.cli import config, db, register
+from vigil.cli import config, db, model, register
 from vigil.cli.common import console, new_app, runtime
 from vigil.logs import configure_logging
 from vigil.status import collect_status
@@ -17,6 +17,8 @@ app = new_app("Vigil: social listening that protects doctors and GP practices fr
 app.add_typer(db.app, name="db")
 app.add_typer(register.app, name="register")
 app.add_typer(config.app, name="config")
+app.add_typer(model.app, name="model")
+app.command()(model.classify)
 
 
 @app.callback()
