@@ -28,8 +28,9 @@ def classifier_section(runtime: Runtime, session: Session) -> tuple[str, list[tu
                 precision = "int8" if meta.get("int8_ok") else "fp32"
             macro = meta["metrics"][precision]["test"]["macro_f1"]
             rows += [
-                ("Model", f"{VIGIL_MODEL} in {model_dir}"),
-                ("Version", f"{meta['version']}-{precision} (trained {meta['trained_at']})"),
+                ("Model", f"{VIGIL_MODEL} ({model_dir})"),
+                ("Version", f"{meta['version']}-{precision}"),
+                ("Trained", meta["trained_at"]),
                 ("Test macro-F1", f"{macro:.3f}"),
             ]
     else:
@@ -42,5 +43,5 @@ def classifier_section(runtime: Runtime, session: Session) -> tuple[str, list[tu
     ).all()
     rows.append(("Awaiting classification", str(pending or 0)))
     for model_id, version, number in by_version:
-        rows.append((f"Labelled by {model_id} {version}", str(number)))
+        rows.append(("Labelled", f"{number} by {model_id} {version}"))
     return "Classifier", rows

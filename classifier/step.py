@@ -70,9 +70,8 @@ def classify_pending(
                 limit=size if limit is None else min(size, limit - done),
                 lease=LEASE,
             )
-            texts = dict(
-                session.execute(select(Mention.id, Mention.text).where(Mention.id.in_(ids))).tuples()
-            )
+            query = select(Mention.id, Mention.text).where(Mention.id.in_(ids))
+            texts: dict[int, str] = {row.id: row.text for row in session.execute(query)}
         if not ids:
             break
         try:

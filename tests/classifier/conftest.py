@@ -44,11 +44,51 @@ NEUTRAL = [
     "does anyone know if {name} does travel vaccines",
     "flu clinic at {name} practice this saturday 9 to 12",
 ]
-NAMES = ["Okafor", "Patel", "Smith", "Nowak", "Evans", "Begum", "Hughes", "Kaur", "Doyle", "Ali", "Reid", "Chen"]
-FILLER = (
-    "today again honestly just now this week at the practice in town on monday after work "
-    "for my nan with the kids before lunch last night round here online"
-).split()
+NAMES = [
+    "Okafor",
+    "Patel",
+    "Smith",
+    "Nowak",
+    "Evans",
+    "Begum",
+    "Hughes",
+    "Kaur",
+    "Doyle",
+    "Ali",
+    "Reid",
+    "Chen",
+]
+FILLER = [
+    "today",
+    "again",
+    "honestly",
+    "just",
+    "now",
+    "this",
+    "week",
+    "at",
+    "the",
+    "practice",
+    "in",
+    "town",
+    "on",
+    "monday",
+    "after",
+    "work",
+    "for",
+    "my",
+    "nan",
+    "with",
+    "the",
+    "kids",
+    "before",
+    "lunch",
+    "last",
+    "night",
+    "round",
+    "here",
+    "online",
+]
 
 
 def tiny_examples() -> list[dict[str, object]]:

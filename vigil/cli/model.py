@@ -67,11 +67,12 @@ def train(
     precision = "int8" if meta["int8_ok"] else "fp32"
     test = meta["metrics"][precision]["test"]
     console.print(f"Model {meta['version']} {how}; installed in {model_dir}.")
+    threat = test["labels"]["threat"]
     console.print(
-        f"Test split ({precision}): macro-F1 {test['macro_f1']:.3f}, threat recall "
-        f"{test['labels']['threat']['recall']:.3f} at precision {test['labels']['threat']['precision']:.3f}. "
-        f"Model card: {model_dir / 'README.md'}"
+        f"Test split ({precision}): macro-F1 {test['macro_f1']:.3f}; "
+        f"threat recall {threat['recall']:.3f} at precision {threat['precision']:.3f}."
     )
+    console.print(f"Model card: {model_dir / 'README.md'}", soft_wrap=True)
 
 
 @app.command("eval")
@@ -100,9 +101,7 @@ def print_report(report: dict[str, Any], file: Path) -> None:
         f"{escape(str(file))}: {report['examples']} examples; model {escape(model['model_id'])} "
         f"version {escape(model['version'])}"
     )
-    table = Table(
-        "Label", "Precision", "Recall", "F1", "profanity-check F1", "VADER F1", title_justify="left"
-    )
+    table = Table("Label", "Precision", "Recall", "F1", "profanity-check", "VADER", caption="Baselines: F1")
     for label, row in model["labels"].items():
         table.add_row(
             label,
@@ -117,8 +116,8 @@ def print_report(report: dict[str, Any], file: Path) -> None:
         "",
         "",
         f"{model['macro_f1']:.3f}",
-        f"{baselines['profanity_check']['macro_f1']:.3f} (abusive only)",
-        f"{baselines['vader']['macro_f1']:.3f} (critical, praise)",
+        f"{baselines['profanity_check']['macro_f1']:.3f} (abusive)",
+        f"{baselines['vader']['macro_f1']:.3f} (crit., praise)",
         style="bold",
     )
     console.print(table)
