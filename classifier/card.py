@@ -67,8 +67,8 @@ def model_card(meta: dict[str, Any]) -> str:
         "## Thresholds",
         "",
         "Chosen on the dev split for each precision: the best F1 for each label, except `threat`,",
-        f"which keeps dev recall at or above {config['threat_min_recall']}"
-        " (a missed threat is the worst failure).",
+        f"which takes the best F{config['threat_beta']:g} (recall weighed {config['threat_beta']:g} times"
+        " as much as precision: a missed threat is the worst failure).",
         "",
     ]
     lines += _table(

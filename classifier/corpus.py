@@ -29,7 +29,7 @@ SPLITS = ("train", "dev", "test")
 FRACTIONS = {"train": 0.8, "dev": 0.1, "test": 0.1}
 SEED = 20261124
 # Two texts whose sets of normalised words overlap this much (Jaccard) are near-duplicates.
-NEAR_DUPLICATE = 0.6
+NEAR_DUPLICATE = 0.5
 _WORD = re.compile(r"[a-z0-9@#*!$']+")
 
 

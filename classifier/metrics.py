@@ -54,30 +54,34 @@ def label_report(gold: np.ndarray, predicted: np.ndarray, labels: Sequence[str] 
     return {"macro_f1": round(macro, 4), "exact_match": round(exact, 4), "labels": per_label}
 
 
-def f1_at(gold: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float, float]:
-    return prf(**{k: v for k, v in counts(gold, scores >= threshold).items() if k != "tn"})
+def f_beta(tp: int, fp: int, fn: int, beta: float = 1.0) -> float:
+    """F-beta: beta > 1 weighs recall beta times as much as precision."""
+    precision, recall, _ = prf(tp, fp, fn)
+    if not precision + recall:
+        return 0.0
+    return (1 + beta**2) * precision * recall / (beta**2 * precision + recall)
 
 
-def choose_threshold(gold: np.ndarray, scores: np.ndarray, min_recall: float | None = None) -> float:
-    """The threshold with the best F1 on this data (the middle of a plateau of equal F1s).
+def choose_threshold(gold: np.ndarray, scores: np.ndarray, beta: float = 1.0) -> float:
+    """The threshold with the best F-beta on this data (the middle of a plateau of equal scores).
 
-    With ``min_recall`` (for threats, where a miss is the worst failure), the best F1 among the
-    thresholds that keep at least that recall.
+    ``beta=1`` balances precision and recall; for threats, where a miss is the worst failure,
+    a larger beta buys recall with some precision.
     """
-    rows = [(t, *f1_at(gold, scores, t)) for t in GRID]
-    if min_recall is not None:
-        kept = [row for row in rows if row[2] >= min_recall]
-        rows = kept or [max(rows, key=lambda row: (row[2], row[0]))]
-    best = max(row[3] for row in rows)
-    plateau = [row[0] for row in rows if row[3] >= best - 1e-9]
+    values = []
+    for threshold in GRID:
+        c = counts(gold, scores >= threshold)
+        values.append(f_beta(c["tp"], c["fp"], c["fn"], beta))
+    best = max(values)
+    plateau = [t for t, value in zip(GRID, values, strict=True) if value >= best - 1e-9]
     return float(round(float(np.median(plateau)), 2))
 
 
 def choose_thresholds(
-    gold: np.ndarray, scores: np.ndarray, min_recall: Mapping[str, float], labels: Sequence[str] = LABELS
+    gold: np.ndarray, scores: np.ndarray, betas: Mapping[str, float], labels: Sequence[str] = LABELS
 ) -> dict[str, float]:
     return {
-        label: choose_threshold(gold[:, column], scores[:, column], min_recall.get(label))
+        label: choose_threshold(gold[:, column], scores[:, column], betas.get(label, 1.0))
         for column, label in enumerate(labels)
     }
 

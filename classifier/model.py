@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 import torch
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -116,11 +118,37 @@ class Classifier:
         ]
 
 
+class FullRangeLinear(DynamicLinear):
+    """A dynamically quantised Linear whose activations use all 8 bits.
+
+    PyTorch's default keeps 7 (``reduce_range``) so that older x86 CPUs cannot overflow their
+    16-bit intermediate sums; CPUs with VNNI sum in 32 bits, so the full range is safe there,
+    and it keeps the int8 model measurably closer to fp32.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        packed = self._packed_params._packed_params
+        return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
+
+
+def has_vnni() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_vnni|avx_vnni|amx_int8)\b", flags))
+
+
 def quantize(model: torch.nn.Module) -> torch.nn.Module:
-    """int8 dynamic quantisation of every Linear layer (weights int8, activations per batch)."""
+    """A copy with every Linear layer int8: weights per output channel, activations per batch."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch 2.10+ points to torchao; the eager API still works
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(
+            model,
+            {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
+            dtype=torch.qint8,
+            mapping={torch.nn.Linear: FullRangeLinear if has_vnni() else DynamicLinear},
+        )
 
 
 def load_hf_model(name: str, **kwargs: Any) -> tuple[torch.nn.Module, Any]:

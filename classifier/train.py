@@ -51,14 +51,15 @@ class TrainConfig:
     """Everything that shapes the trained model besides the data and the base (all in the fingerprint)."""
 
     seed: int = 42
-    epochs: int = 6
-    batch_size: int = 16
-    learning_rate: float = 8e-5
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    freeze_word_embeddings: bool = True  # a quarter faster, and keeps pretrained spellings intact
     weight_decay: float = 0.01
     warmup: float = 0.06
     max_tokens: int = 256  # longer training texts keep their head and tail
     head_tokens: int = 64
-    threat_min_recall: float = 0.95  # on dev: a missed threat is the worst failure
+    threat_beta: float = 2.0  # threat threshold maximises F2 on dev: a missed threat is the worst failure
     int8_max_loss: float = 0.01  # int8 is the default only if dev macro-F1 drops by at most this
 
 
@@ -203,7 +204,7 @@ def score(classifier: Classifier, examples: Sequence[Example]) -> np.ndarray:
 def tuned(examples: Sequence[Example], scores: np.ndarray, config: TrainConfig) -> tuple[dict, float]:
     """Thresholds chosen on these (dev) examples, and the macro-F1 they reach there."""
     gold = as_matrix([example.labels for example in examples])
-    thresholds = choose_thresholds(gold, scores, {"threat": config.threat_min_recall})
+    thresholds = choose_thresholds(gold, scores, {"threat": config.threat_beta})
     return thresholds, label_report(gold, apply_thresholds(scores, thresholds))["macro_f1"]
 
 
@@ -231,12 +232,13 @@ def train(
         label2id={label: i for i, label in enumerate(LABELS)},
         ignore_mismatched_sizes=True,
     )
+    if config.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     ids = encode(tokenizer, [example.text for example in corpus["train"]], config)
     targets = torch.tensor(as_matrix([example.labels for example in corpus["train"]]), dtype=torch.float32)
     steps = config.epochs * len(batches([len(x) for x in ids], config.batch_size, np.random.default_rng(0)))
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimiser = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = transformers.get_linear_schedule_with_warmup(optimiser, int(config.warmup * steps), steps)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     classifier = scorer(model, tokenizer, settings.classifier.batch_size)
@@ -251,7 +253,7 @@ def train(
             inputs = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
             loss = loss_fn(model(**inputs).logits, targets[batch])
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimiser.step()
             schedule.step()
             optimiser.zero_grad()

@@ -41,7 +41,7 @@ def test_the_threat_threshold_keeps_the_recall_asked_for_even_at_some_cost_in_pr
     gold = np.array([True, True, True, True, False, False, False, False])
     scores = np.array([0.95, 0.9, 0.85, 0.2, 0.3, 0.25, 0.22, 0.21])
     best_f1 = choose_threshold(gold, scores)
-    high_recall = choose_threshold(gold, scores, min_recall=1.0)
+    high_recall = choose_threshold(gold, scores, beta=3.0)
     assert best_f1 > 0.3
     assert high_recall <= 0.2
     assert np.all(scores[gold] >= high_recall)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 from classifier.meta import ModelError
 from classifier.model import get_classifier, load_classifier
@@ -60,7 +61,7 @@ def test_int8_quantises_every_linear_layer_and_keeps_scores_close(tiny_model: Pa
     assert int8.precision == "int8" and int8.version.endswith("-int8")
     modules = list(int8.model.modules())
     assert not any(type(m) is torch.nn.Linear for m in modules)
-    assert any(type(m).__name__ == "Linear" and "quantized" in type(m).__module__ for m in modules)
+    assert any(isinstance(m, DynamicLinear) for m in modules)
     texts = ["thank you dr okafor", "you useless cow", "clinic closed monday"]
     assert np.abs(fp32.scores(texts) - int8.scores(texts)).max() < 0.05
 
