@@ -53,7 +53,7 @@ class Prediction:
 class Classifier:
     """A loaded model with everything needed to turn texts into Vigil labels."""
 
-    model: torch.nn.Module
+    model: Any  # a transformers PreTrainedModel (or its int8 copy)
     tokenizer: Any
     model_id: str
     version: str
@@ -151,7 +151,7 @@ def quantize(model: torch.nn.Module) -> torch.nn.Module:
         )
 
 
-def load_hf_model(name: str, **kwargs: Any) -> tuple[torch.nn.Module, Any]:
+def load_hf_model(name: str, **kwargs: Any) -> tuple[Any, Any]:
     """A sequence-classification model and its tokenizer from a folder or the hub, quietly."""
     local = Path(name).expanduser().is_dir()
     source = str(Path(name).expanduser()) if local else name

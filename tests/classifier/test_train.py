@@ -22,7 +22,7 @@ def test_training_writes_weights_tokenizer_thresholds_metrics_and_a_model_card(t
     assert meta["labels"] == ["threat", "abusive", "critical", "praise"]
     assert set(meta["thresholds"]) == {"fp32", "int8"}
     assert all(0 < value < 1 for value in meta["thresholds"]["int8"].values())
-    assert set(meta["metrics"]["int8"]) == {"train", "dev", "test", "functional"}
+    assert set(meta["metrics"]["int8"]) == {"dev", "test", "functional"}
     assert "functions" in meta["metrics"]["int8"]["functional"]
     assert meta["train_config"]["epochs"] == TINY.epochs == len(meta["history"])
     card = (tiny_model / "README.md").read_text()
