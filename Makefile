@@ -12,6 +12,8 @@ SAMPLE := config/sample/register
 demo: $(VENV)/.installed
 	$(BIN)/vigil db upgrade
 	$(BIN)/vigil register import $(SAMPLE)/practices.csv $(SAMPLE)/doctors.csv $(SAMPLE)/recipients.csv
+	$(BIN)/vigil model train
+	$(BIN)/vigil classify
 	$(BIN)/vigil status
 
 test: $(VENV)/.installed-dev

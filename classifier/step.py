@@ -52,7 +52,7 @@ def classify_pending(
     limit: int | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Label unclassified mentions (or, with ``reclassify``, those labelled by another model/version).
+    """Label unclassified mentions (with ``reclassify``, also those labelled by another model or version).
 
     Returns how many mentions this call labelled.
     """

@@ -171,7 +171,10 @@ def reclassify(
     ctx: typer.Context,
     limit: int = typer.Option(None, "--limit", min=1, help="Stop after this many mentions."),
 ) -> None:
-    """Re-label mentions labelled by another model or version (after a retrain or a model change)."""
+    """Re-label mentions labelled by another model or version (after a retrain or a model change).
+
+    Mentions not labelled at all yet are labelled too.
+    """
     classify_mentions(ctx, reclassify=True, limit=limit)
 
 
