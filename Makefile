@@ -10,9 +10,7 @@ SAMPLE := config/sample/register
 .PHONY: demo test install install-dev lint docs clean
 
 demo: $(VENV)/.installed
-	$(BIN)/vigil db upgrade
-	$(BIN)/vigil register import $(SAMPLE)/practices.csv $(SAMPLE)/doctors.csv $(SAMPLE)/recipients.csv
-	$(BIN)/vigil status
+	$(BIN)/vigil demo
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest $(PYTEST_ARGS)

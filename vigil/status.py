@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from alerts.outbox import status_section as outbox_section
 from cases.views import status_section as cases_section
+from classifier.status import classifier_section
 from vigil import migrate
 from vigil.models import Classification, Mention
 from vigil.register import register_counts
@@ -50,6 +51,7 @@ SECTIONS: list[Callable[[Runtime, Session], Section]] = [
     register_section,
     store_section,
     sources_section,
+    classifier_section,
     outbox_section,
     cases_section,
 ]

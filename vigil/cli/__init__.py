@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vigil.cli import alerts, cases, collect, config, db, register
+from vigil.cli import alerts, cases, collect, config, db, model, register
 from vigil.cli.common import console, new_app, runtime
 from vigil.cli.demo import demo
 from vigil.logs import configure_logging
@@ -20,6 +20,8 @@ app.add_typer(register.app, name="register")
 app.add_typer(config.app, name="config")
 app.add_typer(collect.app, name="collect")
 app.add_typer(collect.mentions_app, name="mentions")
+app.add_typer(model.app, name="model")
+app.command()(model.classify)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(alerts.digest_app, name="digest")
 app.add_typer(cases.app, name="cases")

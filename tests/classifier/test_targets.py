@@ -1,0 +1,55 @@
+"""The one slow test: the real model, trained from the committed corpus (or reused from the
+per-machine cache), is measured on the test split and the functional set.
+
+It fails if the model falls below the floor the current model reaches (a regression), and it
+reports as xfail, with the figures, while the issue's targets (macro-F1 >= 0.85, threat recall
+>= 0.90 at precision >= 0.80, every functional test >= 80 % correct) are not all met yet; it
+passes once they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from classifier.corpus import CORPUS_DIR, read_jsonl
+from classifier.evaluate import model_report
+from classifier.model import load_classifier
+from classifier.train import ensure_model
+from vigil.settings import load_settings
+
+# (macro-F1, threat recall) the current model reaches (test 0.854, 0.89; functional 0.795, 0.71),
+# less a margin for other CPUs' arithmetic.
+FLOOR = {"test": (0.82, 0.84), "functional": (0.76, 0.65)}
+
+
+def shortfalls(name: str, report: dict[str, Any]) -> list[str]:
+    threat = report["labels"]["threat"]
+    missed = []
+    if report["macro_f1"] < 0.85:
+        missed.append(f"{name} macro-F1 {report['macro_f1']:.3f} < 0.85")
+    if threat["recall"] < 0.90 or threat["precision"] < 0.80:
+        missed.append(f"{name} threat recall {threat['recall']:.3f} at precision {threat['precision']:.3f}")
+    for function, row in report.get("functions", {}).items():
+        if row["accuracy"] < 0.8:
+            missed.append(f"{function} {100 * row['accuracy']:.0f} % < 80 %")
+    return missed
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_the_trained_model_meets_its_targets_on_the_test_split_and_the_functional_set(tmp_path: Path) -> None:
+    settings = load_settings(environ={}).with_overrides(classifier__model_dir=str(tmp_path / "model"))
+    ensure_model(settings)
+    classifier = load_classifier(settings)
+    missed: list[str] = []
+    for name in ("test", "functional"):
+        report = model_report(classifier, read_jsonl(CORPUS_DIR / f"{name}.jsonl"))
+        macro_f1, threat_recall = FLOOR[name]
+        assert report["macro_f1"] >= macro_f1, (name, report)
+        assert report["labels"]["threat"]["recall"] >= threat_recall, (name, report["labels"]["threat"])
+        missed += shortfalls(name, report)
+    if missed:
+        pytest.xfail("issue targets not met yet: " + "; ".join(missed))
