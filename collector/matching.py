@@ -39,6 +39,7 @@ from collector.names import (
     handle_id,
     handle_keys,
     practice_forms,
+    practice_place,
     specialty_terms,
 )
 from collector.normalise import Normalised, fold, has_leet_one, normalise
@@ -270,7 +271,7 @@ class Matcher:
                 continue
             for term in terms:
                 excluders.setdefault(fold(term), set()).add(by_key[key])
-        practice_keys = _practice_keys(register.entities, forms_of_practice)
+        practice_keys = _practice_keys(register.entities, forms_of_practice, common)
         words = frozenset(fold(word) for word in context_words) - {""}
         keys.update(words, excluders, practice_keys, refs)
         keys.discard("")
@@ -463,7 +464,7 @@ def _entity_forms(entity: Entity, common: CommonNames, forms_of_practice: Practi
 
 
 def _practice_keys(
-    entities: Sequence[Entity], forms_of_practice: PracticeForms
+    entities: Sequence[Entity], forms_of_practice: PracticeForms, common: CommonNames
 ) -> dict[str, list[tuple[int, int, str]]]:
     """Keys that place a post at a practice → (practice id, score, label), for its doctors' names."""
     practices: dict[int, tuple[tuple[str, ...], str, tuple[str, ...], str]] = {}
@@ -478,6 +479,9 @@ def _practice_keys(
         for name in names:
             for form in forms_of_practice(name, town):
                 found[form.key] = (DIRECT if form.need == 0 else PLACE, "practice")
+            place = practice_place(name, common)
+            if place and fold(place) not in found:
+                found[fold(place)] = (PLACE, "practice")
         for handle in handles:
             for key in handle_keys(handle):
                 found[key] = (DIRECT, "practice handle")

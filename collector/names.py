@@ -277,9 +277,9 @@ def practice_forms(name: str, town: str, common: CommonNames) -> list[Form]:
     if words and words[0] == "the" and len(words) > 1:
         words = words[1:]
     base = " ".join(words)
-    core = next((base[: -len(noun) - 1] for noun in PRACTICE_NOUNS if base.endswith(" " + noun)), "")
+    core = _core(base)
     distinct = core or base
-    generic = distinct in common.generic_practice_names or distinct in PRACTICE_NOUNS or len(distinct) < 3
+    generic = _is_generic(distinct, common)
     caveat, need = ("generic practice name", PLACE) if generic else ("", 0)
     forms = [Form(full, name, "practice name", "" if has_town else caveat, 0 if has_town else need)]
     if base != full and base not in PRACTICE_NOUNS:  # never the bare word "surgery"
@@ -287,6 +287,29 @@ def practice_forms(name: str, town: str, common: CommonNames) -> list[Form]:
     for noun in DERIVED_PRACTICE_NOUNS if core else ():
         forms.append(Form(f"{core} {noun}", f"{core} {noun}", "practice name", caveat, need))
     return _dedupe(forms)
+
+
+def _core(base: str) -> str:
+    return next((base[: -len(noun) - 1] for noun in PRACTICE_NOUNS if base.endswith(" " + noun)), "")
+
+
+def _is_generic(distinct: str, common: CommonNames) -> bool:
+    return distinct in common.generic_practice_names or distinct in PRACTICE_NOUNS or len(distinct) < 3
+
+
+def practice_place(name: str, common: CommonNames) -> str | None:
+    """The distinctive core of a practice's name ("Meanwood", "Kirkstall Lane"), if it has one.
+
+    Never a form of the practice on its own (it is usually a district), but near one of its
+    doctors' names it places the post there: "Dr Penhaligon at Heavitree".
+    """
+    written = name.split()
+    if written and fold(written[0]) == "the":
+        written = written[1:]
+    core = _core(fold(" ".join(written)))
+    if not core or _is_generic(core, common):
+        return None
+    return " ".join(written[: len(core.split())])
 
 
 def specialty_terms(specialty: str) -> list[tuple[str, int]]:

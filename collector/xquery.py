@@ -38,6 +38,7 @@ from collector.names import (
     Form,
     doctor_forms,
     practice_forms,
+    practice_place,
     specialty_terms,
     x_handle,
 )
@@ -160,7 +161,7 @@ def query_terms(
                 text = f"({phrase} {' '.join(negations)})" if negations else phrase
                 _keep(alone, Term(text, form.key, entity.label), capacity)
                 continue
-            context = _context(entity, form, medical)
+            context = _context(entity, form, medical, common)
             if context:  # a name with no context to search for could never be attributed
                 groups.setdefault((context, negations), {}).setdefault(phrase, entity.label)
     grouped = [term for key, names in groups.items() for term in _group_terms(key, names, capacity)]
@@ -293,9 +294,14 @@ def _is_initial(form: Form) -> bool:
     return len(words) >= 3 and words[0] == "dr" and len(words[1]) == 1
 
 
-def _context(entity: Entity, form: Form, medical: tuple[str, ...]) -> tuple[str, ...]:
-    """What a post must also say for the matcher to accept ``form``: the place, and more."""
-    words = [entity.town, *entity.practice_names, *(medical if form.need <= WEAK else ())]
+def _context(entity: Entity, form: Form, medical: tuple[str, ...], common: CommonNames) -> tuple[str, ...]:
+    """What a post must also say for the matcher to accept ``form``: the place, and more.
+
+    A practice is searched by the distinctive core of its name when it has one ("Meanwood"
+    finds "Meanwood Health Centre" too, and "Dr Smith at Meanwood").
+    """
+    practices = [practice_place(name, common) or name for name in entity.practice_names]
+    words = [entity.town, *practices, *(medical if form.need <= WEAK else ())]
     words += [term for term, score in specialty_terms(entity.specialty) if score > WEAK or form.need <= WEAK]
     context: dict[str, str] = {}
     for word in words:

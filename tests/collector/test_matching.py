@@ -64,6 +64,12 @@ AMBIGUITY = [
     ("Dr Smith at Meanwood Health Centre", {"doctor:1", "practice:101"}),
     ("Dr Smith at the Heavitree surgery", {"doctor:2", "practice:102"}),
     ("Dr Smith, Leeds or Exeter, who knows", set()),
+    # the distinctive part of a practice's name places its doctors, but is no mention of it alone
+    ("Dr Dan Smith at Meanwood sorted my knee", {"doctor:1"}),
+    ("Dr Smith at Heavitree was lovely", {"doctor:2"}),
+    ("Walked through Meanwood park today", set()),
+    # a generic practice core ("Riverside") places nobody
+    ("Dr Smith at Riverside was lovely", set()),
     ("Dr Smith is my GP", set()),  # general practice cannot tell two GPs apart
     # the stronger context wins: practice (via its handle) beats a town
     ("Dr Smith @meanwoodhealthgp not the one in Exeter", {"doctor:1", "practice:101"}),

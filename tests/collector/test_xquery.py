@@ -134,19 +134,19 @@ def test_only_x_handles_are_searched_on_x() -> None:
 def test_an_ambiguous_name_is_searched_only_with_its_context() -> None:
     terms = planned_terms(ENTITIES)
     leeds = next(term for term in terms if '"Daniel Smith"' in term)
-    assert leeds.startswith('(("') and leeds.endswith('("Meanwood Health Centre" OR Leeds))')
+    assert leeds.startswith('(("') and leeds.endswith("(Leeds OR Meanwood))")
     assert '"Dr Smith"' in leeds
     exeter = next(term for term in terms if '"Helen Smith"' in term)
     assert exeter in (
-        '(("Dr Smith" OR "Helen Smith") ("Heavitree Surgery" OR Exeter))',
-        '(("Helen Smith" OR "Dr Smith") ("Heavitree Surgery" OR Exeter))',
+        '(("Dr Smith" OR "Helen Smith") (Exeter OR Heavitree))',
+        '(("Helen Smith" OR "Dr Smith") (Exeter OR Heavitree))',
     )
     assert not any(term == '"Dr Smith"' or term == '"Daniel Smith"' for term in terms)
 
 
 def test_a_rare_surname_is_searched_with_medical_context() -> None:
     term = next(term for term in planned_terms(ENTITIES) if '"Dr Norcross"' in term)
-    for word in ("appointment", "GP", "receptionist", "NHS", '"Meanwood Health Centre"', "Leeds"):
+    for word in ("appointment", "GP", "receptionist", "NHS", "Meanwood", "Leeds"):
         assert word in term
 
 
@@ -167,7 +167,7 @@ def test_a_generic_practice_name_is_searched_with_its_town() -> None:
 
 def test_famous_namesakes_exclude_the_namesakes_words_one_by_one() -> None:
     term = next(term for term in planned_terms(ENTITIES) if term.startswith('("Harry Kane"'))
-    assert term.startswith('("Harry Kane" ("Thorpe St Andrew Medical Centre" OR Norwich)')
+    assert term.startswith('("Harry Kane" ("Thorpe St Andrew" OR Norwich)')
     assert " -football " in term and ' -"england captain"' in term
     assert len(term) <= 512
 
@@ -195,7 +195,7 @@ def test_a_term_longer_than_the_limit_is_an_error_naming_the_entity() -> None:
 def test_a_name_too_long_to_search_with_its_context_is_an_error_naming_the_entity() -> None:
     entity = doctor(1, "7000321", ("Sarah Smith",), MEANWOOD)
     with pytest.raises(QueryPlanError, match=r"doctor Sarah Smith \(GMC 7000321\)"):
-        plan_queries([entity], max_length=50)
+        plan_queries([entity], max_length=40)
 
 
 @pytest.mark.parametrize(
