@@ -17,7 +17,7 @@ from rich.progress import (
 from rich.table import Table
 
 from vigil.cli.common import console, runtime
-from vigil.demo.run import DemoSummary, run_demo
+from vigil.demo.run import DemoSummary, demo_settings, run_demo
 from vigil.labels import LABELS, NEUTRAL
 
 
@@ -38,7 +38,7 @@ def demo(
         MofNCompleteColumn(), TimeElapsedColumn(), console=console,
     )  # fmt: skip
     with progress:
-        summary = run_demo(runtime(ctx).settings, folder, progress)
+        summary = run_demo(demo_settings(runtime(ctx).settings, folder), folder, progress)
     print_summary(summary)
 
 

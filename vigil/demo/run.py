@@ -90,14 +90,18 @@ def write_config(settings: Settings, folder: Path) -> Path:
     path.write_text(
         "# Written by `vigil demo`: explore its results with `vigil -c var/demo/vigil.toml ...`\n"
         f'[database]\nurl = "{settings.database.url}"\n\n'
-        f'[email]\nbackend = "file"\noutbox_dir = "{settings.email.outbox_dir}"\n',
+        f'[email]\nbackend = "{settings.email.backend}"\noutbox_dir = "{settings.email.outbox_dir}"\n',
         encoding="utf-8",
     )
     return path
 
 
-def run_demo(base: Settings, folder: Path, progress: Progress) -> DemoSummary:
-    """Set up, train or load the model, collect the week through the fake X API, run every step."""
+def run_demo(settings: Settings, folder: Path, progress: Progress) -> DemoSummary:
+    """Set up, train or load the model, collect the week through the fake X API, run every step.
+
+    ``settings`` name the database and the email backend (``demo_settings`` for the CLI: SQLite
+    and .eml files in ``folder``; the end-to-end test: its own database and a real SMTP server).
+    """
     from alerts.config import load_config
     from alerts.digest import build_digests
     from alerts.outbox import deliver
@@ -108,7 +112,6 @@ def run_demo(base: Settings, folder: Path, progress: Progress) -> DemoSummary:
 
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    settings = demo_settings(base, folder)
     summary = DemoSummary(folder, write_config(settings, folder))
 
     step = progress.add_task("Model", total=None)
@@ -190,7 +193,7 @@ def _summarise(runtime: Runtime, summary: DemoSummary, week: Any) -> None:
                 for link in case.entities
             )
             summary.cases.append((case.id, case.reason.value, case.severity.value, who))
-        summary.emails = sorted((summary.folder / "outbox").glob("*.eml"))
+        summary.emails = sorted(Path(runtime.settings.email.outbox_dir).glob("*.eml"))
         manager = session.scalar(select(Recipient).where(Recipient.email == DIGEST_PREVIEW_FOR))
         if manager is not None:
             preview = summary.folder / "digest-preview.html"
