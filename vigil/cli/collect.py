@@ -117,7 +117,12 @@ def export(
 
 
 def run(ctx: typer.Context) -> None:
-    """Run the scheduler: poll every enabled source on its interval until SIGTERM or Ctrl-C."""
+    """Run Vigil as a service until SIGTERM or Ctrl-C (it stops after the current batch).
+
+    Polls every enabled source on its interval; every minute classifies new mentions, detects
+    emerging cases and sends alerts; sends the weekly digests when due. Serves /healthz and
+    Prometheus /metrics on service.listen_host:service.port. Run one per database.
+    """
     from vigil import scheduler
 
     scheduler.run(runtime(ctx))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from pathlib import Path
 
 import typer
@@ -58,9 +60,12 @@ def print_summary(summary: DemoSummary) -> None:
     for case_id, reason, severity, who in summary.cases:
         cases.add_row(f"#{case_id}", reason, severity, escape(who))
     console.print(cases)
-    console.print(f"{len(summary.emails)} emails written to {summary.folder / 'outbox'}:")
+    console.print(f"{len(summary.emails)} emails written (kind, recipient, file):")
     for path in summary.emails:
-        console.print(f"  {path}", soft_wrap=True)
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        kind = str(message["Message-ID"]).strip("<>").split("@")[0].rsplit(".", 1)[-1]
+        to = message["To"].addresses[0].addr_spec if message["To"] else "?"
+        console.print(f"  {kind:<12} {escape(to):<30} {path}", soft_wrap=True)
     if summary.digest_preview:
         console.print(
             f"Digest preview (week {summary.digest_week}): {summary.digest_preview}", soft_wrap=True

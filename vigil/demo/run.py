@@ -105,6 +105,7 @@ def run_demo(settings: Settings, folder: Path, progress: Progress) -> DemoSummar
     from alerts.config import load_config
     from alerts.digest import build_digests
     from alerts.outbox import deliver
+    from alerts.weeks import Week
     from cases.jobs import send_due_digest
     from classifier.train import ensure_model
     from collector.run import collect_once
@@ -159,7 +160,7 @@ def run_demo(settings: Settings, folder: Path, progress: Progress) -> DemoSummar
         config = load_config(settings)
         week = _busiest_week(tweets, config.digest.timezone)
         build_digests(runtime.engine, config, week, now=now)
-        send_due_digest(runtime, now=now, week=week)
+        send_due_digest(runtime, now=now, week=Week.containing(now, config.digest.timezone))
         deliver(runtime.engine, config.email, now=now)
         progress.update(step, total=1, completed=1)
 
