@@ -11,6 +11,7 @@ narrow behaves here as it would on X.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import threading
@@ -222,7 +223,8 @@ class FakeXServer:
 
 
 def _user_id(name: str) -> str:
-    return str(10_000 + int.from_bytes(name.lower().encode()[:6].ljust(6, b"_"), "big") % 10**9)
+    """A stable numeric id per username, as X's are."""
+    return str(10**9 + int(hashlib.sha256(name.lower().encode()).hexdigest()[:12], 16) % 10**12)
 
 
 def _user(name: str) -> dict[str, str]:

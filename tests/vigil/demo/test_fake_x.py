@@ -67,6 +67,16 @@ def test_the_real_tweepy_client_pages_through_it() -> None:
     assert server.posts_served == 25
 
 
+def test_each_author_keeps_their_own_username() -> None:
+    tweets = [tweet("Dr Smith in Leeds", author=name, minutes=i) for i, name in enumerate(["leeds_lad", "leeds_club"])]
+    with FakeXServer(tweets, "token") as server:
+        client = tweepy.Client(bearer_token="token")
+        client.session = http_session(load_settings(environ={}), ("https://api.twitter.com", server.base_url))
+        page = client.search_recent_tweets('"Dr Smith"', expansions=["author_id"])
+    users = {user.id: user.username for user in page.includes["users"]}
+    assert [users[post.author_id] for post in page.data] == ["leeds_lad", "leeds_club"]
+
+
 def test_a_wrong_bearer_token_is_refused_as_x_does() -> None:
     with FakeXServer([], "token") as server:
         client = tweepy.Client(bearer_token="wrong")
