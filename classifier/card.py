@@ -67,8 +67,8 @@ def model_card(meta: dict[str, Any]) -> str:
         "## Thresholds",
         "",
         "Chosen on the dev split for each precision: the best F1 for each label, except `threat`,",
-        f"which takes the best F{config['threat_beta']:g} (recall weighed {config['threat_beta']:g} times"
-        " as much as precision: a missed threat is the worst failure).",
+        "which takes the most precise threshold that keeps a dev recall of at least",
+        f"{config['threat_min_recall']:g} (a missed threat is the worst failure).",
         "",
     ]
     lines += _table(
@@ -90,11 +90,21 @@ def model_card(meta: dict[str, Any]) -> str:
         )
     lines += ["Per label: precision / recall / F1 in %.", ""]
     lines += _table(["Set", "Macro-F1", "Exact match", *LABELS], rows)
-    lines += ["Functional tests (a case is correct when its whole label set is right):", ""]
+    lines += [
+        "Functional tests. Accuracy counts a case right when the label(s) its function tests are right",
+        "(as HateCheck scores them); strict accuracy when its whole label set is right.",
+        "",
+    ]
     lines += _table(
-        ["Function", "Correct", "Accuracy %"],
+        ["Function", "Tests", "Correct", "Accuracy %", "Strict %"],
         [
-            [name, f"{row['correct']}/{row['total']}", _pct(row["accuracy"])]
+            [
+                name,
+                ", ".join(row["focus"]),
+                f"{row['correct']}/{row['total']}",
+                _pct(row["accuracy"]),
+                _pct(row["strict_accuracy"]),
+            ]
             for name, row in chosen["functional"].get("functions", {}).items()
         ],
     )

@@ -15,7 +15,7 @@ import random
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,8 +175,7 @@ def check_consistent(examples: Sequence[Example]) -> None:
     seen: dict[str, Example] = {}
     errors: list[str] = []
     for example in examples:
-        key = " ".join(normalise(example.text).split())
-        first = seen.setdefault(key, example)
+        first = seen.setdefault(text_key(example.text), example)
         if first.labels != example.labels:
             errors.append(
                 f"{example.source}: same text as {first.source} but labels "
@@ -190,35 +189,42 @@ def split(
     examples: Sequence[Example],
     functional: Sequence[Example] = (),
     seed: int = SEED,
+    previous: Mapping[str, str] | None = None,
 ) -> dict[str, list[Example]]:
     """Split into train/dev/test, stratified by label combination, near-duplicates kept together.
 
     A cluster that nearly copies a functional case goes to test, so that the functional set
-    measures generalisation, not memory.
+    measures generalisation, not memory. ``previous`` (text key -> split) keeps posts where an
+    earlier split put them, so that adding posts keeps the figures comparable: a new post joins the
+    split of the old posts it nearly copies (if they are in two splits, the cluster moves to the
+    later one: an evaluation set never loses a post, train never gains one).
     """
     check_consistent(examples)
+    previous = previous or {}
     texts = [example.text for example in examples] + [case.text for case in functional]
     groups = clusters(len(texts), near_duplicate_pairs(texts))
     by_key: dict[tuple[str, ...], list[list[int]]] = defaultdict(list)
-    forced: list[list[int]] = []
+    placed: dict[str, list[int]] = {name: [] for name in SPLITS}
     for group in groups:
         members = [index for index in group if index < len(examples)]
         if not members:
             continue
+        before = {previous.get(text_key(examples[index].text)) for index in members} - {None}
         if len(members) < len(group):
-            forced.append(members)
-            continue
-        key = Counter(examples[index].labels for index in members).most_common(1)[0][0]
-        by_key[key].append(members)
+            placed["test"].extend(members)
+        elif before:
+            # Evaluation sets never lose a post: a cluster that spans splits goes to the later one.
+            placed[max(before, key=SPLITS.index)].extend(members)  # type: ignore[arg-type]
+        else:
+            key = Counter(examples[index].labels for index in members).most_common(1)[0][0]
+            by_key[key].append(members)
 
     rng = random.Random(seed)
-    result: dict[str, list[Example]] = {name: [] for name in SPLITS}
-    for members in forced:
-        result["test"].extend(examples[index] for index in members)
+    result: dict[str, list[Example]] = {name: [examples[i] for i in placed[name]] for name in SPLITS}
     for key in sorted(by_key):
         chosen = by_key[key]
         rng.shuffle(chosen)
-        filled = dict.fromkeys(SPLITS, 0)
+        filled = {name: sum(e.labels == key for e in result[name]) for name in SPLITS}
         for members in chosen:
             # Give the cluster to the split furthest below its share of this label combination.
             after = sum(filled.values()) + len(members)
@@ -230,6 +236,10 @@ def split(
     return result
 
 
+def text_key(text: str) -> str:
+    return " ".join(normalise(text).split())
+
+
 def leaks(first: Sequence[Example], second: Sequence[Example]) -> list[tuple[Example, Example]]:
     """Near-duplicate pairs with one example in each collection (should be none across splits)."""
     texts = [example.text for example in first] + [example.text for example in second]
@@ -237,17 +247,25 @@ def leaks(first: Sequence[Example], second: Sequence[Example]) -> list[tuple[Exa
 
 
 def split_corpus(corpus_dir: Path = CORPUS_DIR, seed: int = SEED) -> dict[str, list[Example]]:
-    """Read every part and functional file, split, and write the committed split files."""
+    """Read every part and functional file, split (old posts stay put), write the split files."""
     parts = read_many(sorted((corpus_dir / "parts").glob("*.jsonl")), functional=False)
-    extra = sorted((corpus_dir / "extra").glob("*.jsonl"))
-    parts += read_many(extra, functional=False)
     functional = read_many(sorted((corpus_dir / "functional").glob("*.jsonl")), functional=True)
-    result = split(parts, functional, seed)
+    result = split(parts, functional, seed, previous_split(corpus_dir))
     for name, examples in result.items():
         write_jsonl(corpus_dir / f"{name}.jsonl", examples)
     write_jsonl(corpus_dir / "functional.jsonl", functional)
     result["functional"] = functional
     return result
+
+
+def previous_split(corpus_dir: Path) -> dict[str, str]:
+    """Which split each already-split post is in (empty on the first split)."""
+    found: dict[str, str] = {}
+    for name in SPLITS:
+        path = corpus_dir / f"{name}.jsonl"
+        if path.is_file():
+            found.update((text_key(example.text), name) for example in read_jsonl(path))
+    return found
 
 
 def label_counts(examples: Iterable[Example]) -> Counter[str]:

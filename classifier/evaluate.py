@@ -29,7 +29,7 @@ def scored_report(
     report = label_report(gold, predicted, labels)
     functions = [example.function or "" for example in examples]
     if any(functions):
-        report["functions"] = function_report(functions, gold, predicted)
+        report["functions"] = function_report(functions, gold, predicted, labels)
     return report
 
 

@@ -54,34 +54,43 @@ def label_report(gold: np.ndarray, predicted: np.ndarray, labels: Sequence[str] 
     return {"macro_f1": round(macro, 4), "exact_match": round(exact, 4), "labels": per_label}
 
 
-def f_beta(tp: int, fp: int, fn: int, beta: float = 1.0) -> float:
-    """F-beta: beta > 1 weighs recall beta times as much as precision."""
-    precision, recall, _ = prf(tp, fp, fn)
-    if not precision + recall:
-        return 0.0
-    return (1 + beta**2) * precision * recall / (beta**2 * precision + recall)
-
-
-def choose_threshold(gold: np.ndarray, scores: np.ndarray, beta: float = 1.0) -> float:
-    """The threshold with the best F-beta on this data (the middle of a plateau of equal scores).
-
-    ``beta=1`` balances precision and recall; for threats, where a miss is the worst failure,
-    a larger beta buys recall with some precision.
-    """
+def choose_threshold(gold: np.ndarray, scores: np.ndarray) -> float:
+    """The threshold with the best F1 on this data (the middle of a plateau of equal scores)."""
     values = []
     for threshold in GRID:
         c = counts(gold, scores >= threshold)
-        values.append(f_beta(c["tp"], c["fp"], c["fn"], beta))
+        values.append(prf(c["tp"], c["fp"], c["fn"])[2])
     best = max(values)
     plateau = [t for t, value in zip(GRID, values, strict=True) if value >= best - 1e-9]
     return float(round(float(np.median(plateau)), 2))
 
 
+def threshold_for_recall(gold: np.ndarray, scores: np.ndarray, min_recall: float) -> float:
+    """The threshold with the best precision among those that keep at least ``min_recall``.
+
+    For threats a miss is the worst failure, so recall is the constraint and precision what is
+    left to win; among equally precise thresholds the highest is taken (fewest alerts).
+    """
+    best: tuple[float, float] = (-1.0, float(GRID[0]))
+    for threshold in GRID:
+        c = counts(gold, scores >= threshold)
+        precision, recall, _ = prf(c["tp"], c["fp"], c["fn"])
+        if recall >= min_recall and (precision, float(threshold)) >= best:
+            best = (precision, float(threshold))
+    return round(best[1], 2)
+
+
 def choose_thresholds(
-    gold: np.ndarray, scores: np.ndarray, betas: Mapping[str, float], labels: Sequence[str] = LABELS
+    gold: np.ndarray,
+    scores: np.ndarray,
+    min_recall: Mapping[str, float],
+    labels: Sequence[str] = LABELS,
 ) -> dict[str, float]:
+    """Per label: the best F1, or for labels given a minimum recall, the best precision keeping it."""
     return {
-        label: choose_threshold(gold[:, column], scores[:, column], betas.get(label, 1.0))
+        label: threshold_for_recall(gold[:, column], scores[:, column], min_recall[label])
+        if label in min_recall
+        else choose_threshold(gold[:, column], scores[:, column])
         for column, label in enumerate(labels)
     }
 
@@ -92,15 +101,44 @@ def apply_thresholds(
     return scores >= np.array([thresholds[label] for label in labels])
 
 
+# What each functional test checks, as HateCheck scores it: the label decision(s) the cases were
+# written to probe (e.g. that a quote of abuse is not itself flagged as abuse). Functions not named
+# here are scored on the whole label set.
+FOCUS: dict[str, tuple[str, ...]] = {
+    "counter_speech": ("threat", "abusive"),
+    "quoting": ("threat", "abusive"),
+    "idiom_hyperbole": ("threat",),
+    "reporting_vs_threatening": ("threat",),
+    "violent_medical_language": ("threat",),
+    "threat_at_end_of_long_text": ("threat",),
+    "obfuscated_spelling": ("abusive",),
+    "profanity_not_aimed": ("abusive",),
+    "praise_with_swearing": ("abusive", "praise"),
+    "negation": ("abusive", "critical", "praise"),
+    "sarcasm": ("critical", "praise"),
+    "mixed_praise_and_criticism": ("critical", "praise"),
+}
+
+
 def function_report(
-    functions: Sequence[str], gold: np.ndarray, predicted: np.ndarray
-) -> dict[str, dict[str, float | int]]:
-    """Accuracy per functional test: a case is correct when its whole label set is right."""
-    correct = np.all(gold == predicted, axis=1)
-    report: dict[str, dict[str, float | int]] = {}
+    functions: Sequence[str], gold: np.ndarray, predicted: np.ndarray, labels: Sequence[str] = LABELS
+) -> dict[str, dict[str, Any]]:
+    """Accuracy per functional test, on its focus labels and (strict) on the whole label set."""
+    strict = np.all(gold == predicted, axis=1)
+    report: dict[str, dict[str, Any]] = {}
     for name in sorted(set(functions)):
         mask = np.array([function == name for function in functions])
-        hits = int(np.sum(correct & mask))
+        focus = [label for label in FOCUS.get(name, tuple(labels)) if label in labels]
+        columns = [labels.index(label) for label in focus]
+        focal = np.all(gold[:, columns] == predicted[:, columns], axis=1)
         total = int(np.sum(mask))
-        report[name] = {"correct": hits, "total": total, "accuracy": round(hits / total, 4)}
+        hits, strict_hits = int(np.sum(focal & mask)), int(np.sum(strict & mask))
+        report[name] = {
+            "focus": focus,
+            "correct": hits,
+            "total": total,
+            "accuracy": round(hits / total, 4),
+            "strict_correct": strict_hits,
+            "strict_accuracy": round(strict_hits / total, 4),
+        }
     return report

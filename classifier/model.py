@@ -33,6 +33,7 @@ from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from classifier import pooling  # noqa: F401  (registers Vigil's mean-pooling architecture)
 from classifier.meta import VIGIL_MODEL, ModelError, read_meta
 from vigil.labels import LABELS
 from vigil.settings import Settings
@@ -152,7 +153,9 @@ def quantize(model: torch.nn.Module) -> torch.nn.Module:
         )
 
 
-def load_hf_model(name: str, **kwargs: Any) -> tuple[Any, Any]:
+def load_hf_model(
+    name: str, model_class: Any = AutoModelForSequenceClassification, **kwargs: Any
+) -> tuple[Any, Any]:
     """A sequence-classification model and its tokenizer from a folder or the hub, quietly."""
     local = Path(name).expanduser().is_dir()
     source = str(Path(name).expanduser()) if local else name
@@ -160,7 +163,7 @@ def load_hf_model(name: str, **kwargs: Any) -> tuple[Any, Any]:
     hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = model_class.from_pretrained(
             source, local_files_only=local, attn_implementation=ATTENTION, **kwargs
         )
     except (OSError, ValueError) as exc:

@@ -35,12 +35,13 @@ from classifier.evaluate import scored_report
 from classifier.meta import META_FILE
 from classifier.metrics import apply_thresholds, as_matrix, choose_thresholds, label_report
 from classifier.model import Classifier, load_hf_model, quantize
+from classifier.pooling import MeanPoolingBertForSequenceClassification
 from vigil.errors import VigilError
 from vigil.labels import LABELS
 from vigil.settings import Settings
 
 # Bump when a change to the training code should retrain every cached model.
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 MODEL_ID = "vigil"
 EVAL_SETS = (*SPLITS, "functional")
 MEASURED = ("dev", "test", "functional")  # after training, for both precisions
@@ -58,9 +59,12 @@ class TrainConfig:
     freeze_word_embeddings: bool = True  # a quarter faster, and keeps pretrained spellings intact
     weight_decay: float = 0.01
     warmup: float = 0.06
+    pooling: str = "mean"  # "mean" (how the base encoder was trained) or "cls" (transformers' default)
     max_tokens: int = 128  # longer training texts keep their head and tail
     head_tokens: int = 32
-    threat_beta: float = 2.0  # threat threshold maximises F2 on dev: a missed threat is the worst failure
+    # The threat threshold is the most precise one that keeps this recall on dev: a missed threat is
+    # the worst failure, and dev is small, so this asks for a margin over the 0.90 target.
+    threat_min_recall: float = 0.95
     int8_max_loss: float = 0.01  # int8 is the default only if dev macro-F1 drops by at most this
 
 
@@ -205,7 +209,7 @@ def score(classifier: Classifier, examples: Sequence[Example]) -> np.ndarray:
 def tuned(examples: Sequence[Example], scores: np.ndarray, config: TrainConfig) -> tuple[dict, float]:
     """Thresholds chosen on these (dev) examples, and the macro-F1 they reach there."""
     gold = as_matrix([example.labels for example in examples])
-    thresholds = choose_thresholds(gold, scores, {"threat": config.threat_beta})
+    thresholds = choose_thresholds(gold, scores, {"threat": config.threat_min_recall})
     return thresholds, label_report(gold, apply_thresholds(scores, thresholds))["macro_f1"]
 
 
@@ -227,6 +231,9 @@ def train(
     rng = np.random.default_rng(config.seed)
     model, tokenizer = load_hf_model(
         base,
+        MeanPoolingBertForSequenceClassification
+        if config.pooling == "mean"
+        else transformers.AutoModelForSequenceClassification,
         num_labels=len(LABELS),
         problem_type="multi_label_classification",
         id2label=dict(enumerate(LABELS)),

@@ -14,6 +14,7 @@ from classifier.corpus import (
     near_duplicate_pairs,
     read_jsonl,
     split,
+    text_key,
 )
 from tests.classifier.conftest import make_corpus, tiny_examples
 
@@ -95,6 +96,32 @@ def test_a_post_that_nearly_copies_a_functional_case_never_goes_to_train() -> No
     result = split(examples, functional)
     assert examples[0] in result["test"]
     assert leaks(result["train"], functional) == []
+
+
+def test_posts_already_split_stay_where_they_were_when_new_posts_arrive() -> None:
+    examples = [Example(str(row["text"]), tuple(row["labels"])) for row in tiny_examples()]  # type: ignore[arg-type]
+    old = examples
+    new = [
+        Example("Parking at the Grange surgery is a nightmare on Tuesdays", ("critical",)),
+        Example("Flu jabs for over 65s start next week at Hollins Lane", ()),
+        Example("Massive thanks to the district nurses who looked after grandad", ("praise",)),
+        Example("If you touch my kids' prescriptions again I will burn your car", ("threat",)),
+    ]
+    first = split(old)
+    previous = {text_key(e.text): name for name, part in first.items() for e in part}
+    second = split(old + new, previous=previous)
+    for name, part in first.items():
+        assert set(part) <= set(second[name]), name
+    assert sum(len(part) for part in second.values()) == len(old) + len(new)
+
+
+def test_a_new_post_joins_the_split_of_the_old_post_it_nearly_copies() -> None:
+    examples = [Example(str(row["text"]), tuple(row["labels"])) for row in tiny_examples()]  # type: ignore[arg-type]
+    first = split(examples)
+    target = first["dev"][0]
+    copy = Example(target.text + " honestly", target.labels)
+    previous = {text_key(e.text): name for name, part in first.items() for e in part}
+    assert copy in split([*examples, copy], previous=previous)["dev"]
 
 
 def test_the_same_text_with_two_different_labellings_is_an_error() -> None:

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from classifier.metrics import as_matrix, choose_threshold, function_report, label_report, prf
+from classifier.metrics import (
+    as_matrix,
+    choose_threshold,
+    function_report,
+    label_report,
+    prf,
+    threshold_for_recall,
+)
 
 
 def test_precision_recall_and_f1_follow_their_definitions() -> None:
@@ -37,22 +44,46 @@ def test_a_threshold_is_chosen_for_the_best_f1() -> None:
     assert 0.4 < choose_threshold(gold, scores) <= 0.6
 
 
-def test_the_threat_threshold_keeps_the_recall_asked_for_even_at_some_cost_in_precision() -> None:
+def test_the_threat_threshold_is_the_most_precise_one_that_keeps_the_recall_asked_for() -> None:
     gold = np.array([True, True, True, True, False, False, False, False])
     scores = np.array([0.95, 0.9, 0.85, 0.2, 0.3, 0.25, 0.22, 0.21])
-    best_f1 = choose_threshold(gold, scores)
-    high_recall = choose_threshold(gold, scores, beta=3.0)
-    assert best_f1 > 0.3
-    assert high_recall <= 0.2
-    assert np.all(scores[gold] >= high_recall)
+    assert choose_threshold(gold, scores) > 0.3
+    threshold = threshold_for_recall(gold, scores, min_recall=0.9)
+    assert np.all(scores[gold] >= threshold)
+    assert threshold == 0.2  # the highest that still catches the fourth threat
 
 
-def test_functional_accuracy_counts_a_case_right_only_when_its_whole_label_set_is() -> None:
-    gold = as_matrix([["praise"], ["praise", "critical"], [], []])
-    predicted = as_matrix([["praise"], ["praise"], [], ["threat"]])
-    report = function_report(["negation", "mixed", "medical", "medical"], gold, predicted)
-    assert report == {
-        "medical": {"correct": 1, "total": 2, "accuracy": 0.5},
-        "mixed": {"correct": 0, "total": 1, "accuracy": 0.0},
-        "negation": {"correct": 1, "total": 1, "accuracy": 1.0},
+def test_recall_is_traded_only_as_far_as_asked() -> None:
+    gold = np.array([True, True, True, True, False, False, False, False])
+    scores = np.array([0.95, 0.9, 0.85, 0.2, 0.3, 0.25, 0.22, 0.21])
+    assert threshold_for_recall(gold, scores, min_recall=0.75) == 0.85
+
+
+def test_functional_accuracy_scores_the_tested_labels_and_strict_accuracy_the_whole_set() -> None:
+    gold = as_matrix([["praise"], ["praise", "critical"], [], [], ["critical"]])
+    predicted = as_matrix([["praise"], ["praise"], [], ["threat"], ["critical", "praise"]])
+    functions = ["negation", "mixed_praise_and_criticism", "violent_medical_language"] * 1 + [
+        "violent_medical_language",
+        "made_up_function",
+    ]
+    report = function_report(functions, gold, predicted)
+    assert report["violent_medical_language"] == {
+        "focus": ["threat"],
+        "correct": 1,
+        "total": 2,
+        "accuracy": 0.5,
+        "strict_correct": 1,
+        "strict_accuracy": 0.5,
     }
+    assert report["mixed_praise_and_criticism"]["accuracy"] == 0.0
+    assert report["negation"]["accuracy"] == 1.0
+    unknown = report["made_up_function"]
+    assert unknown["focus"] == ["threat", "abusive", "critical", "praise"]
+    assert unknown["accuracy"] == unknown["strict_accuracy"] == 0.0
+
+
+def test_a_function_is_right_on_its_focus_even_when_another_label_is_wrong() -> None:
+    gold = as_matrix([["threat", "critical"]])
+    predicted = as_matrix([["threat"]])
+    row = function_report(["reporting_vs_threatening"], gold, predicted)["reporting_vs_threatening"]
+    assert (row["accuracy"], row["strict_accuracy"]) == (1.0, 0.0)

@@ -128,13 +128,22 @@ def print_report(report: dict[str, Any], file: Path) -> None:
     console.print(confusion)
     console.print(f"Exact label-set match: {model['exact_match']:.3f}")
     if "functions" in model:
-        functions = Table("Function", "Correct", "Accuracy", title="Functional tests (whole label set right)")
+        functions = Table(
+            "Function",
+            "Tests",
+            "Correct",
+            "Accuracy",
+            "Strict",
+            title="Functional tests (accuracy: the tested labels right; strict: the whole label set)",
+        )
         for name, row in model["functions"].items():
             style = "red" if row["accuracy"] < 0.8 else None
             functions.add_row(
                 escape(name),
+                ", ".join(row["focus"]),
                 f"{row['correct']}/{row['total']}",
                 f"{100 * row['accuracy']:.1f} %",
+                f"{100 * row['strict_accuracy']:.1f} %",
                 style=style,
             )
         console.print(functions)
