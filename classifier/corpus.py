@@ -209,12 +209,13 @@ def split(
         members = [index for index in group if index < len(examples)]
         if not members:
             continue
-        before = {previous.get(text_key(examples[index].text)) for index in members} - {None}
+        keys = (text_key(examples[index].text) for index in members)
+        before = {previous[key] for key in keys if key in previous}
         if len(members) < len(group):
             placed["test"].extend(members)
         elif before:
             # Evaluation sets never lose a post: a cluster that spans splits goes to the later one.
-            placed[max(before, key=SPLITS.index)].extend(members)  # type: ignore[arg-type]
+            placed[max(before, key=SPLITS.index)].extend(members)
         else:
             key = Counter(examples[index].labels for index in members).most_common(1)[0][0]
             by_key[key].append(members)

@@ -29,7 +29,7 @@ class MeanPoolingBertForSequenceClassification(BertPreTrainedModel):
         self.num_labels = config.num_labels
         self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = torch.nn.Dropout(config.classifier_dropout or config.hidden_dropout_prob)
-        self.classifier = torch.nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = torch.nn.Linear(config.hidden_size, int(config.num_labels))
         self.post_init()
 
     def forward(

@@ -68,7 +68,10 @@ def test_the_real_tweepy_client_pages_through_it() -> None:
 
 
 def test_each_author_keeps_their_own_username() -> None:
-    tweets = [tweet("Dr Smith in Leeds", author=name, minutes=i) for i, name in enumerate(["leeds_lad", "leeds_club"])]
+    tweets = [
+        tweet("Dr Smith in Leeds", author=name, minutes=i)
+        for i, name in enumerate(["leeds_lad", "leeds_club"])
+    ]
     with FakeXServer(tweets, "token") as server:
         client = tweepy.Client(bearer_token="token")
         client.session = http_session(load_settings(environ={}), ("https://api.twitter.com", server.base_url))
