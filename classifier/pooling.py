@@ -26,10 +26,10 @@ class MeanPoolingBertForSequenceClassification(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
+        self.num_labels = int(config.num_labels or 0)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = torch.nn.Dropout(config.classifier_dropout or config.hidden_dropout_prob)
-        self.classifier = torch.nn.Linear(config.hidden_size, int(config.num_labels))
+        self.classifier = torch.nn.Linear(config.hidden_size, self.num_labels)
         self.post_init()
 
     def forward(
