@@ -158,6 +158,12 @@ def test_no_functional_case_nearly_copies_a_training_post() -> None:
     assert leaks(committed("train"), committed("functional")) == []
 
 
+def test_no_held_out_post_nearly_copies_a_corpus_post() -> None:
+    held_out = read_jsonl(CORPUS_DIR / "heldout" / "independent.jsonl", functional=False)
+    corpus = [e for name in ("train", "dev", "test", "functional") for e in committed(name)]
+    assert leaks(corpus, held_out) == []
+
+
 def test_the_committed_corpus_is_large_enough_and_covers_every_label() -> None:
     examples = committed("train") + committed("dev") + committed("test")
     assert len(examples) >= 3000
