@@ -9,6 +9,7 @@ itself with transformers' Auto classes, so a saved Vigil model loads with
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,3 +53,14 @@ class MeanPoolingBertForSequenceClassification(BertPreTrainedModel):
 
 AutoConfig.register(MeanPoolingBertConfig.model_type, MeanPoolingBertConfig)
 AutoModelForSequenceClassification.register(MeanPoolingBertConfig, MeanPoolingBertForSequenceClassification)
+
+
+def classifier_class(base: str, pooling: str) -> Any:
+    """The class to fine-tune ``base`` with: mean pooling for BERT-family encoders when asked,
+    otherwise the model's own sequence-classification head (what transformers would choose)."""
+    if pooling == "mean":
+        local = Path(base).expanduser()
+        source = str(local) if local.is_dir() else base
+        if AutoConfig.from_pretrained(source, local_files_only=local.is_dir()).model_type == "bert":
+            return MeanPoolingBertForSequenceClassification
+    return AutoModelForSequenceClassification

@@ -1,10 +1,10 @@
 """The one slow test: the real model, trained from the committed corpus (or reused from the
-per-machine cache), is measured on the test split and the functional set.
+per-machine cache), is measured on the test split, the functional set and the held-out set.
 
 It fails if the model falls below the floor the current model reaches (a regression), and it
 reports as xfail, with the figures, while the issue's targets (macro-F1 >= 0.85, threat recall
->= 0.90 at precision >= 0.80, every functional test >= 80 % correct) are not all met yet; it
-passes once they are.
+>= 0.90 at precision >= 0.80, every functional test >= 80 % correct on the labels it tests) are
+not all met yet; it passes once they are.
 """
 
 from __future__ import annotations
@@ -20,9 +20,16 @@ from classifier.model import load_classifier
 from classifier.train import ensure_model
 from vigil.settings import load_settings
 
-# (macro-F1, threat recall) the current model reaches (test 0.854, 0.89; functional 0.795, 0.71),
-# less a margin for other CPUs' arithmetic.
-FLOOR = {"test": (0.82, 0.84), "functional": (0.76, 0.65)}
+# (macro-F1, threat recall) the current model reaches (test 0.900, 0.93; functional 0.831, 0.84;
+# held-out 0.874, 0.92), less a margin for other CPUs' arithmetic.
+FLOOR = {"test": (0.87, 0.89), "functional": (0.80, 0.80), "held-out": (0.84, 0.88)}
+
+
+SETS = {
+    "test": CORPUS_DIR / "test.jsonl",
+    "functional": CORPUS_DIR / "functional.jsonl",
+    "held-out": CORPUS_DIR / "heldout" / "independent.jsonl",
+}
 
 
 def shortfalls(name: str, report: dict[str, Any]) -> list[str]:
@@ -45,8 +52,8 @@ def test_the_trained_model_meets_its_targets_on_the_test_split_and_the_functiona
     ensure_model(settings)
     classifier = load_classifier(settings)
     missed: list[str] = []
-    for name in ("test", "functional"):
-        report = model_report(classifier, read_jsonl(CORPUS_DIR / f"{name}.jsonl"))
+    for name, path in SETS.items():
+        report = model_report(classifier, read_jsonl(path))
         macro_f1, threat_recall = FLOOR[name]
         assert report["macro_f1"] >= macro_f1, (name, report)
         assert report["labels"]["threat"]["recall"] >= threat_recall, (name, report["labels"]["threat"])
