@@ -62,7 +62,10 @@ def test_recall_is_traded_only_as_far_as_asked() -> None:
 def test_functional_accuracy_scores_the_tested_labels_and_strict_accuracy_the_whole_set() -> None:
     gold = as_matrix([["praise"], ["praise", "critical"], [], [], ["critical"]])
     predicted = as_matrix([["praise"], ["praise"], [], ["threat"], ["critical", "praise"]])
-    functions = ["negation", "mixed_praise_and_criticism", "violent_medical_language"] * 1 + [
+    functions = [
+        "negation",
+        "mixed_praise_and_criticism",
+        "violent_medical_language",
         "violent_medical_language",
         "made_up_function",
     ]

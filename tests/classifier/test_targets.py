@@ -47,7 +47,7 @@ def shortfalls(name: str, report: dict[str, Any]) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-def test_the_trained_model_meets_its_targets_on_the_test_split_and_the_functional_set(tmp_path: Path) -> None:
+def test_the_trained_model_meets_its_targets_on_the_test_functional_and_held_out_sets(tmp_path: Path) -> None:
     settings = load_settings(environ={}).with_overrides(classifier__model_dir=str(tmp_path / "model"))
     ensure_model(settings)
     classifier = load_classifier(settings)
