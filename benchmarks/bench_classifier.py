@@ -5,7 +5,7 @@ run, each path in its own process so that its peak memory is its own:
 
 1. naive: a transformers ``pipeline`` called one text at a time (what most code does);
 2. fp32: Vigil's path (windows sorted by length, dynamic padding, ``inference_mode``);
-3. int8: the same with the Linear layers quantised to int8 (Vigil's default).
+3. int8: the same with the Linear layers quantised to int8 (the default when it kept its accuracy).
 
 Prints texts per second, ratios, peak memory (RSS) and how often int8 agrees with fp32 on the
 labels; ``--json`` prints one JSON object. Needs a trained model (``vigil model train``).

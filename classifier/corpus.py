@@ -194,10 +194,10 @@ def split(
     """Split into train/dev/test, stratified by label combination, near-duplicates kept together.
 
     A cluster that nearly copies a functional case goes to test, so that the functional set
-    measures generalisation, not memory. ``previous`` (text key -> split) keeps posts where an
-    earlier split put them, so that adding posts keeps the figures comparable: a new post joins the
-    split of the old posts it nearly copies (if they are in two splits, the cluster moves to the
-    later one: an evaluation set never loses a post, train never gains one).
+    measures generalisation, not memory. ``previous`` (text key -> split, in file order) keeps
+    posts where an earlier split put them, so that adding posts keeps the figures comparable: a new
+    post joins the split of the old posts it nearly copies (if they are in two splits, the cluster
+    moves to the later one: an evaluation set never loses a post, train never gains one).
     """
     check_consistent(examples)
     previous = previous or {}
@@ -232,8 +232,12 @@ def split(
             name = max(SPLITS, key=lambda s: (round(FRACTIONS[s] * after - filled[s], 6), rng.random()))
             filled[name] += len(members)
             result[name].extend(examples[index] for index in members)
+    # Old posts keep their place in the files and new ones follow, shuffled: a new round's diff
+    # shows only what it adds.
+    rank = {key: position for position, key in enumerate(previous)}
     for name in SPLITS:
         rng.shuffle(result[name])
+        result[name].sort(key=lambda example: rank.get(text_key(example.text), len(rank)))
     return result
 
 
