@@ -20,9 +20,10 @@ from classifier.model import load_classifier
 from classifier.train import ensure_model
 from vigil.settings import load_settings
 
-# (macro-F1, threat recall) the current model reaches (test 0.880, 0.92; functional 0.832, 0.81;
-# held-out 0.885, 0.94), less a margin for other CPUs' arithmetic.
-FLOOR = {"test": (0.85, 0.89), "functional": (0.80, 0.78), "held-out": (0.85, 0.91)}
+# (macro-F1, threat recall) the current model reaches (test 0.880, 0.90; functional 0.844, 0.82;
+# held-out 0.878, 0.94), less a margin for other CPUs' arithmetic. Where the CPU has no native
+# bfloat16 the model is trained in fp32 and reaches (0.880, 0.92), (0.832, 0.81), (0.885, 0.94).
+FLOOR = {"test": (0.85, 0.88), "functional": (0.80, 0.78), "held-out": (0.85, 0.91)}
 
 
 SETS = {
