@@ -83,6 +83,7 @@ class TrainConfig:
     threat_weight: float = 2.0  # a threat example counts twice in the threat loss (chosen on dev threat AP)
     int8_max_loss: float = 0.01  # int8 is the default only if dev macro-F1 drops by at most this
     bf16: bool = field(default_factory=native_bf16)  # train in mixed precision where the CPU has bfloat16
+    context_rate: float = 0.3  # the share of training posts read beside a neutral post each epoch
 
 
 @dataclass
@@ -194,6 +195,33 @@ def encode(tokenizer: Any, texts: Sequence[str], config: TrainConfig) -> list[li
     ]
 
 
+def with_context(
+    ids: Sequence[list[int]], neutral: Sequence[int], config: TrainConfig, rng: np.random.Generator
+) -> list[list[int]]:
+    """This epoch's training sequences: a share of the posts joined to a neutral post, before or after.
+
+    Real posts are often long, and a threat or an insult sits among calm sentences. Trained on
+    single posts only, the model read a label as a property of the whole text: one neutral dev
+    post put before each dev post cut dev macro-F1 from 0.89 to 0.77 (0.83 when trained with
+    this, for the same dev macro-F1 on the posts alone). A neutral post adds no label, so each
+    post keeps its own.
+    """
+    if config.context_rate <= 0 or not neutral:
+        return list(ids)
+    chosen = rng.random(len(ids)) < config.context_rate
+    partners = rng.integers(len(neutral), size=len(ids))
+    before = rng.random(len(ids)) < 0.5
+    sequences = []
+    for post, join, partner, first in zip(ids, chosen, partners, before, strict=True):
+        calm = ids[neutral[partner]]
+        if not join or len(post) + len(calm) - 2 > config.max_tokens:  # one [CLS] and one [SEP] fewer
+            sequences.append(post)
+        else:
+            head, tail = (calm, post) if first else (post, calm)
+            sequences.append(head[:-1] + tail[1:])
+    return sequences
+
+
 def batches(lengths: Sequence[int], size: int, rng: np.random.Generator) -> list[list[int]]:
     """Shuffled batches of similar length (little padding), in shuffled order."""
     order = rng.permutation(len(lengths))
@@ -259,6 +287,7 @@ def train(
         model.get_input_embeddings().weight.requires_grad_(False)
     ids = encode(tokenizer, [example.text for example in corpus["train"]], config)
     targets = torch.tensor(as_matrix([example.labels for example in corpus["train"]]), dtype=torch.float32)
+    neutral = [i for i, example in enumerate(corpus["train"]) if not example.labels]
     steps = config.epochs * len(batches([len(x) for x in ids], config.batch_size, np.random.default_rng(0)))
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -273,8 +302,9 @@ def train(
     for epoch in range(1, config.epochs + 1):
         model.train()
         total = 0.0
-        for batch in batches([len(x) for x in ids], config.batch_size, rng):
-            inputs = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
+        sequences = with_context(ids, neutral, config, rng)
+        for batch in batches([len(x) for x in sequences], config.batch_size, rng):
+            inputs = tokenizer.pad({"input_ids": [sequences[i] for i in batch]}, return_tensors="pt")
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 logits = model(**inputs).logits
             loss = loss_fn(logits.float(), targets[batch])

@@ -4,13 +4,14 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 from rich.progress import Progress
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
-from classifier.train import TrainConfig, encode, ensure_model, fingerprint, native_bf16
+from classifier.train import TrainConfig, encode, ensure_model, fingerprint, native_bf16, with_context
 from tests.classifier.conftest import TINY, make_corpus, tiny_settings
 from vigil.errors import VigilError
 
@@ -100,3 +101,29 @@ def test_training_uses_bfloat16_only_where_the_cpu_has_it(tmp_path: Path, flags:
 
 def test_training_stays_in_fp32_where_the_cpu_cannot_be_read(tmp_path: Path) -> None:
     assert native_bf16(tmp_path / "missing") is False
+
+
+POSTS = [[101, 7, 7, 102], [101, 8, 8, 8, 102], [101, 9, 102]]  # [CLS] ... [SEP]; the last is neutral
+
+
+def test_posts_are_read_beside_a_neutral_post_before_or_after_them() -> None:
+    config = TrainConfig(context_rate=1.0, max_tokens=64)
+    seen = set()
+    for seed in range(20):
+        sequences = with_context(POSTS, [2], config, np.random.default_rng(seed))
+        assert len(sequences) == len(POSTS)
+        for post, sequence in zip(POSTS, sequences, strict=True):
+            assert sequence in ([101, 9, *post[1:]], [*post[:-1], 9, 102])
+            seen.add(sequence[1] == 9)
+    assert seen == {True, False}
+
+
+def test_posts_too_long_for_a_neutral_post_beside_them_stay_alone() -> None:
+    sequences = with_context(
+        POSTS, [2], TrainConfig(context_rate=1.0, max_tokens=4), np.random.default_rng(0)
+    )
+    assert sequences == [POSTS[0], POSTS[1], [101, 9, 9, 102]]
+
+
+def test_no_post_is_joined_when_the_context_rate_is_zero() -> None:
+    assert with_context(POSTS, [2], TrainConfig(context_rate=0.0), np.random.default_rng(0)) == POSTS
