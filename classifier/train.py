@@ -68,7 +68,7 @@ class TrainConfig:
     """Everything that shapes the trained model besides the data and the base (all in the fingerprint)."""
 
     seed: int = 42
-    epochs: int = 6
+    epochs: int = 7
     batch_size: int = 32
     learning_rate: float = 2e-4
     freeze_word_embeddings: bool = True  # a quarter faster, and keeps pretrained spellings intact
