@@ -11,7 +11,6 @@ from collector.run import CheckpointMoved, advance_checkpoint, collect_once
 from collector.sources import enabled_sources
 from tests.collector.fakes.careopinion import API_KEY, FakeCareOpinion
 from tests.collector.fakes.corpus import more_items
-from tests.collector.fakes.faults import CLIENT_TIMEOUT
 from tests.collector.fakes.feeds import FakeFeeds
 from tests.collector.fakes.server import FakeServer, Reply
 from tests.conftest import Tenancy
@@ -31,7 +30,7 @@ def feeds(server: FakeServer) -> FakeFeeds:
 def runtime_for(settings: Settings, server: FakeServer, **overrides: object) -> Runtime:
     """Vigil on the test database, with the feed source (and any other) pointed at the fake server."""
     values: dict[str, object] = {
-        "collector__timeout_seconds": CLIENT_TIMEOUT,
+        "collector__timeout_seconds": 10,  # nothing here tests a timeout
         "collector__retry_attempts": 1,
         "collector__retry_wait_seconds": 0,
         "sources__rss__enabled": True,

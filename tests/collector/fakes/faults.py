@@ -20,7 +20,9 @@ from collector.sources.base import Batch, Source
 from tests.collector.fakes.server import FakeServer, Reply
 from vigil.settings import Settings, load_settings
 
-CLIENT_TIMEOUT = 0.5
+# The timeout cases wait three times this; any other answer from the loopback server comes far
+# sooner, with room for a pause of the test process (0.5 s once ran out on a plain 503 in CI).
+CLIENT_TIMEOUT = 1.0
 
 
 class FakeApi(Protocol):
