@@ -33,7 +33,7 @@ from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from classifier import pooling  # noqa: F401  (registers Vigil's mean-pooling architecture)
+from classifier import pooling  # noqa: F401  (registers Vigil's pooling architecture)
 from classifier.meta import VIGIL_MODEL, ModelError, read_meta
 from vigil.labels import LABELS
 from vigil.settings import Settings

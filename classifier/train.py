@@ -36,7 +36,7 @@ from classifier.evaluate import scored_report
 from classifier.meta import META_FILE
 from classifier.metrics import apply_thresholds, as_matrix, choose_thresholds, label_report
 from classifier.model import Classifier, load_hf_model, quantize
-from classifier.pooling import classifier_class
+from classifier.pooling import MeanPoolingBertForSequenceClassification, classifier_class
 from vigil.errors import VigilError
 from vigil.labels import LABELS
 from vigil.settings import Settings
@@ -74,7 +74,9 @@ class TrainConfig:
     freeze_word_embeddings: bool = True  # a quarter faster, and keeps pretrained spellings intact
     weight_decay: float = 0.01
     warmup: float = 0.06
-    pooling: str = "mean"  # BERT-family bases: "mean" (how MiniLM was trained), or "cls" (transformers' head)
+    # BERT-family bases: "label_attention" (a learned mean per label), "mean" (the plain mean, how
+    # MiniLM was trained) or "cls" (transformers' own head); see classifier/pooling.py
+    pooling: str = "label_attention"
     max_tokens: int = 128  # longer training texts keep their head and tail
     head_tokens: int = 32
     # The threat threshold is the most precise one that keeps this recall on dev: a missed threat is
@@ -274,14 +276,17 @@ def train(
     torch.set_num_threads(settings.classifier.threads)
     transformers.set_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    model_class = classifier_class(base, config.pooling)
+    ours = model_class is MeanPoolingBertForSequenceClassification
     model, tokenizer = load_hf_model(
         base,
-        classifier_class(base, config.pooling),
+        model_class,
         num_labels=len(LABELS),
         problem_type="multi_label_classification",
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
         ignore_mismatched_sizes=True,
+        **({"vigil_pooling": config.pooling} if ours else {}),
     )
     if config.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
