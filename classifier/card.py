@@ -33,8 +33,8 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
         f"- Base model: {meta['base_model']}, fine-tuned with `AutoModelForSequenceClassification`",
         '  (`problem_type="multi_label_classification"`, one sigmoid per label).',
-        f"- Trained: {meta['trained_at']} in {meta['train_seconds']} s on {meta['threads']} CPU threads "
-        f"({meta['total_seconds']} s with evaluation); torch {meta['versions']['torch']}, "
+        f"- Trained: {meta['trained_at']} in {meta['train_seconds']} s on {meta['threads']} threads of "
+        f"{meta['cpu']} ({meta['total_seconds']} s with evaluation); torch {meta['versions']['torch']}, "
         f"transformers {meta['versions']['transformers']}.",
         f"- Default precision: **{precision}** (see Quantisation).",
         f"- Version `{meta['version']}` is a fingerprint of the corpus files, the training configuration,",

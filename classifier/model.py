@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from classifier import pooling  # noqa: F401  (registers Vigil's pooling architecture)
+from classifier.cpu import has_vnni, int8_engine
 from classifier.meta import VIGIL_MODEL, ModelError, read_meta
 from vigil.labels import LABELS
 from vigil.settings import Settings
@@ -133,16 +133,12 @@ class FullRangeLinear(DynamicLinear):
         return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
 
 
-def has_vnni() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_vnni|avx_vnni|amx_int8)\b", flags))
-
-
 def quantize(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy with every Linear layer int8: weights per output channel, activations per batch."""
+    """A copy with every Linear layer int8: weights per output channel, activations per batch.
+
+    The weights are packed for the engine chosen here, which the process then keeps.
+    """
+    torch.backends.quantized.engine = int8_engine()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch 2.10+ points to torchao; the eager API still works
         return torch.ao.quantization.quantize_dynamic(

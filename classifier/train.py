@@ -17,7 +17,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -32,6 +31,7 @@ from rich.progress import Progress
 
 from classifier.card import model_card
 from classifier.corpus import CORPUS_DIR, SPLITS, Example, read_jsonl
+from classifier.cpu import cpu_name, native_bf16
 from classifier.evaluate import scored_report
 from classifier.meta import META_FILE
 from classifier.metrics import apply_thresholds, as_matrix, choose_thresholds, label_report
@@ -42,25 +42,11 @@ from vigil.labels import LABELS
 from vigil.settings import Settings
 
 # Bump when a change to the training code should retrain every cached model.
-CODE_VERSION = "2"
+CODE_VERSION = "3"
 MODEL_ID = "vigil"
 EVAL_SETS = (*SPLITS, "functional")
 MEASURED = ("dev", "test", "functional")  # after training, for both precisions
 _WEIGHT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt")
-
-
-def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX).
-
-    There, mixed-precision training takes 30 % less time than fp32 (measured on the 2-core
-    machine) for the same dev macro-F1; elsewhere bfloat16 is emulated and slower, so training
-    stays in fp32.
-    """
-    try:
-        flags = cpuinfo.read_text(encoding="utf-8")
-    except OSError:
-        return False
-    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
 
 
 @dataclass(frozen=True)
@@ -344,6 +330,7 @@ def train(
         train_seconds=round(trained_seconds),
         total_seconds=round(time.monotonic() - started),
         threads=settings.classifier.threads,
+        cpu=cpu_name(),
         corpus={name: _counts(examples) for name, examples in corpus.splits.items()},
         versions={"torch": torch.__version__, "transformers": transformers.__version__},
         trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

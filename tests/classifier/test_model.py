@@ -55,10 +55,16 @@ def test_batching_and_sorting_by_length_do_not_change_any_score(tiny_model: Path
     assert np.allclose(batched, alone, atol=1e-5)
 
 
-def test_int8_quantises_every_linear_layer_and_keeps_scores_close(tiny_model: Path) -> None:
+@pytest.mark.parametrize("engine", ["x86", "onednn"])
+def test_int8_quantises_every_linear_layer_and_keeps_scores_close(
+    tiny_model: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("classifier.model.int8_engine", lambda: engine)
+    monkeypatch.setattr(torch.backends.quantized, "engine", torch.backends.quantized.engine)  # restored after
     fp32 = load_classifier(tiny_settings(tiny_model.parent, Path("unused"), classifier__precision="fp32"))
     int8 = load_classifier(tiny_settings(tiny_model.parent, Path("unused"), classifier__precision="int8"))
     assert int8.precision == "int8" and int8.version.endswith("-int8")
+    assert torch.backends.quantized.engine == engine
     modules = list(int8.model.modules())
     assert not any(type(m) is torch.nn.Linear for m in modules)
     assert any(isinstance(m, DynamicLinear) for m in modules)

@@ -11,7 +11,13 @@ from rich.progress import Progress
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
-from classifier.train import TrainConfig, encode, ensure_model, fingerprint, native_bf16, with_context
+from classifier.train import (
+    TrainConfig,
+    encode,
+    ensure_model,
+    fingerprint,
+    with_context,
+)
 from tests.classifier.conftest import TINY, make_corpus, tiny_settings
 from vigil.errors import VigilError
 
@@ -30,6 +36,7 @@ def test_training_writes_weights_tokenizer_thresholds_metrics_and_a_model_card(t
     for heading in ("## Data", "## Training", "## Thresholds", "## Results", "## Quantisation"):
         assert heading in card
     assert meta["version"] in card
+    assert f"threads of {meta['cpu']}" in card
 
 
 def test_a_second_run_reuses_the_cached_model_and_force_retrains_it_identically(
@@ -82,25 +89,6 @@ def test_a_long_training_text_keeps_its_head_and_its_tail(tokenizer_dir: Path) -
     assert len(ids) == 64
     assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
     assert tokenizer.decode(ids[-8:-1]).endswith("i will burn your car")
-
-
-@pytest.mark.parametrize(
-    ("flags", "expected"),
-    [
-        ("fpu avx2 avx512f avx512_bf16 avx512_vnni", True),
-        ("fpu avx2 amx_bf16 amx_tile", True),
-        ("fpu avx2 avx512f avx512bw", False),
-        ("fpu neon asimd", False),
-    ],
-)
-def test_training_uses_bfloat16_only_where_the_cpu_has_it(tmp_path: Path, flags: str, expected: bool) -> None:
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-    assert native_bf16(cpuinfo) is expected
-
-
-def test_training_stays_in_fp32_where_the_cpu_cannot_be_read(tmp_path: Path) -> None:
-    assert native_bf16(tmp_path / "missing") is False
 
 
 POSTS = [[101, 7, 7, 102], [101, 8, 8, 8, 102], [101, 9, 102]]  # [CLS] ... [SEP]; the last is neutral
