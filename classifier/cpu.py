@@ -46,11 +46,11 @@ def has_vnni(cpuinfo: Path = CPUINFO) -> bool:
     return has_flag("avx512_vnni", "avx_vnni", "amx_int8", cpuinfo=cpuinfo)
 
 
-def int8_engine(cpuinfo: Path = CPUINFO) -> str:
-    """PyTorch's quantised engine for the int8 model: oneDNN where the CPU has AMX, else PyTorch's own.
+def int8_engine(cpuinfo: Path = CPUINFO) -> str | None:
+    """The quantised engine for the int8 model: oneDNN where the CPU has AMX, else None (PyTorch's default).
 
     On the Intel Xeon with AMX, oneDNN ran the int8 model 1.15 to 1.2 times faster than PyTorch's
-    default ``x86`` engine (609 to 646 texts/s against 501 to 574, same labels within 0.2 points
-    of dev macro-F1); on the AMD EPYC without AMX it was slower.
+    default ``x86`` engine (646 to 663 texts/s against 535 to 592 in the benchmark, with dev
+    macro-F1 unchanged at 0.898); on the 2-core machines without AMX it was slower.
     """
-    return "onednn" if has_flag("amx_int8", cpuinfo=cpuinfo) else "x86"
+    return "onednn" if has_flag("amx_int8", cpuinfo=cpuinfo) else None

@@ -138,7 +138,9 @@ def quantize(model: torch.nn.Module) -> torch.nn.Module:
 
     The weights are packed for the engine chosen here, which the process then keeps.
     """
-    torch.backends.quantized.engine = int8_engine()
+    engine = int8_engine()
+    if engine:
+        torch.backends.quantized.engine = engine
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch 2.10+ points to torchao; the eager API still works
         return torch.ao.quantization.quantize_dynamic(
