@@ -49,7 +49,7 @@ def has_vnni(cpuinfo: Path = CPUINFO) -> bool:
 def int8_engine(cpuinfo: Path = CPUINFO) -> str | None:
     """The quantised engine for the int8 model: oneDNN where the CPU has AMX, else None (PyTorch's default).
 
-    On the Intel Xeon with AMX, oneDNN ran the int8 model 1.15 to 1.2 times faster than PyTorch's
+    On the Intel Xeon with AMX, oneDNN ran the int8 model about 1.15 times faster than PyTorch's
     default ``x86`` engine (646 to 663 texts/s against 535 to 592 in the benchmark, with dev
     macro-F1 unchanged at 0.898); on the 2-core machines without AMX it was slower.
     """
