@@ -16,6 +16,7 @@ from classifier.corpus import (
     split,
     text_key,
 )
+from classifier.metrics import FOCUS
 from tests.classifier.conftest import make_corpus, tiny_examples
 
 
@@ -162,6 +163,15 @@ def test_no_held_out_post_nearly_copies_a_corpus_post() -> None:
     held_out = read_jsonl(CORPUS_DIR / "heldout" / "independent.jsonl", functional=False)
     corpus = [e for name in ("train", "dev", "test", "functional") for e in committed(name)]
     assert leaks(corpus, held_out) == []
+
+
+def test_the_functional_dev_set_nearly_copies_no_corpus_or_evaluation_post() -> None:
+    functional_dev = read_jsonl(CORPUS_DIR / "functional_dev.jsonl", functional=True)
+    held_out = read_jsonl(CORPUS_DIR / "heldout" / "independent.jsonl", functional=False)
+    others = [e for name in ("train", "dev", "test", "functional") for e in committed(name)] + held_out
+    assert leaks(others, functional_dev) == []
+    functions = Counter(e.function for e in functional_dev)
+    assert set(functions) == set(FOCUS) and min(functions.values()) >= 20, functions
 
 
 def test_the_committed_corpus_is_large_enough_and_covers_every_label() -> None:
