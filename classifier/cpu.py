@@ -42,7 +42,7 @@ def native_bf16(cpuinfo: Path = CPUINFO) -> bool:
 
 
 def has_vnni(cpuinfo: Path = CPUINFO) -> bool:
-    """Whether int8 products are summed in 32 bits (VNNI or AMX), so activations may use all 8 bits."""
+    """Whether int8 products are summed in 32 bits (VNNI or AMX), so int8 weights may use all 8 bits."""
     return has_flag("avx512_vnni", "avx_vnni", "amx_int8", cpuinfo=cpuinfo)
 
 

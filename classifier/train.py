@@ -42,7 +42,7 @@ from vigil.labels import LABELS
 from vigil.settings import Settings
 
 # Bump when a change to the training code should retrain every cached model.
-CODE_VERSION = "3"
+CODE_VERSION = "4"
 MODEL_ID = "vigil"
 EVAL_SETS = (*SPLITS, "functional")
 MEASURED = ("dev", "test", "functional")  # after training, for both precisions

@@ -10,7 +10,7 @@ import torch
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 from classifier.meta import ModelError
-from classifier.model import get_classifier, load_classifier
+from classifier.model import FullRangeLinear, get_classifier, load_classifier
 from tests.classifier.conftest import tiny_settings
 
 LONG_CALM_STORY = "I rang at eight and waited in the queue for forty minutes before anyone answered. " * 40
@@ -70,6 +70,18 @@ def test_int8_quantises_every_linear_layer_and_keeps_scores_close(
     assert any(isinstance(m, DynamicLinear) for m in modules)
     texts = ["thank you dr okafor", "you useless cow", "clinic closed monday"]
     assert np.abs(fp32.scores(texts) - int8.scores(texts)).max() < 0.05
+
+
+@pytest.mark.parametrize(("vnni", "widest"), [(True, 128), (False, 64)])
+def test_int8_weights_give_up_a_bit_only_where_16_bit_sums_could_overflow(
+    tiny_model: Path, vnni: bool, widest: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("classifier.model.has_vnni", lambda: vnni)
+    int8 = load_classifier(tiny_settings(tiny_model.parent, Path("unused"), classifier__precision="int8"))
+    layers = [m for m in int8.model.modules() if isinstance(m, DynamicLinear)]
+    assert layers and all(isinstance(m, FullRangeLinear) for m in layers)  # activations keep 8 bits
+    weights = torch.cat([m.weight().int_repr().flatten().int() for m in layers])
+    assert weights.abs().max().item() == widest
 
 
 def test_auto_precision_follows_what_training_measured(tiny_model: Path, tmp_path: Path) -> None:
