@@ -111,8 +111,9 @@ def model_card(meta: dict[str, Any]) -> str:
     lines += [
         "## Quantisation",
         "",
-        "int8 dynamic quantisation of every Linear layer (weights int8, activations quantised per",
-        "batch), with its own thresholds chosen on dev. It is the default only if it costs at most",
+        "int8 dynamic quantisation of every Linear layer (weights per output channel, with 7 bits",
+        "on CPUs without VNNI, where 8 could overflow; activations per batch, with 8 bits), with its",
+        "own thresholds chosen on dev. It is the default only if it costs at most",
         f"{_pct(config['int8_max_loss'])} point(s) of dev macro-F1; here it costs "
         f"{_pct(meta['int8_dev_loss'])}, so the default is **{precision}**.",
         "",
