@@ -1,8 +1,8 @@
 """What this CPU can do, from /proc/cpuinfo: training and inference choose their kernels by it.
 
-The choices were measured on the two kinds of 2-core machine Vigil is built on, an AMD EPYC with
-AVX-512 (VNNI and BF16) and an Intel Xeon that adds AMX; where the file cannot be read, the
-portable choice is taken.
+The choices were measured on the kinds of 2-core machine Vigil is built on: AMD EPYCs with
+AVX-512 (VNNI and BF16) or with AVX2 only, and an Intel Xeon that adds AMX; where the file cannot
+be read, the portable choice is taken.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def int8_engine(cpuinfo: Path = CPUINFO) -> str | None:
 
     On the Intel Xeon with AMX, oneDNN ran the int8 model about 1.15 times faster than PyTorch's
     default ``x86`` engine (646 to 663 texts/s against 535 to 592 in the benchmark, with dev
-    macro-F1 unchanged at 0.898); on the 2-core machines without AMX it was slower.
+    macro-F1 unchanged at 0.898); on the 2-core AMD EPYCs it was slower (with AVX-512) or no
+    faster (with AVX2 only).
     """
     return "onednn" if has_flag("amx_int8", cpuinfo=cpuinfo) else None
