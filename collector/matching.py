@@ -57,6 +57,8 @@ MEDICAL_CONTEXT = ("GP", "surgery", "doctor", "NHS", "appointment", "receptionis
 MATCHED_TEXT_MAX = 255  # MentionEntity.matched_text
 DIRECT_KINDS = frozenset({"handle", "GMC number", "ODS code"})
 _GMC_OR_ODS = re.compile(r"^(\d{7}|[A-Z]\d{5})$")
+_WORD_BEFORE = re.compile(r"[\w.@]\Z")  # "x@drpriya", "evil.drpriya.bsky.social"
+_ADDRESS_GOES_ON = re.compile(r"[.@][^\W_]")  # "@drpriya.bsky.social", "@drpriya@mastodon.social"
 
 
 class MatchingError(VigilError):
@@ -197,9 +199,24 @@ class _Reading:
         return self.text[max(0, start - 12 * count) : start].split()[-count:]
 
     def original(self, span: tuple[int, int]) -> str:
+        return self._normalised().original_text(*span)
+
+    def inside_address(self, span: tuple[int, int]) -> bool:
+        """Whether the handle at ``span`` is only part of a longer one or of an email address.
+
+        Folding turns "." and "@" into spaces, so the X handle "@drpriya" would otherwise be
+        found in someone else's "@drpriya.bsky.social", "@drpriya@mastodon.social" or
+        "drpriya@nhs.net".
+        """
+        norm = self._normalised()
+        first, stop = norm.span(*span)
+        text = norm.original
+        return bool(_WORD_BEFORE.search(text, 0, first) or _ADDRESS_GOES_ON.match(text, stop))
+
+    def _normalised(self) -> Normalised:
         if self._norm is None:
             self._norm = normalise(self.post.text, self.one)
-        return self._norm.original_text(*span)
+        return self._norm
 
     def around(self, span: tuple[int, int]) -> Iterable[tuple[str, tuple[int, int]]]:
         """Each key found outside ``span``, with where: a name is no context for itself."""
@@ -307,6 +324,8 @@ class Matcher:
         for hit in _outermost(hits):
             span = (hit.start, hit.stop)
             for ref in hit.term.direct:
+                if ref.kind == "handle" and reading.inside_address(span):
+                    continue
                 if ref.kind == "GMC number" and "gmc" not in reading.words_before(hit.start, 4):
                     # seven digits alone may be a phone number ("0113 7000001"): need context
                     alone = _Candidates([ref.entity], "without the word GMC", PLACE, self._register)

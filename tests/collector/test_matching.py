@@ -186,6 +186,13 @@ BOUNDARIES_AND_SPELLINGS = [
     ("@DrDanSmith's surgery", {"doctor:1"}),
     ("@heleningram.bsky.social", {"doctor:10"}),
     ("heleningram.bsky.social wrote", {"doctor:10"}),
+    ("@DrDanSmith. Awful.", {"doctor:1"}),
+    ("@heleningram.bsky.social.", {"doctor:10"}),
+    # someone else's handle or address that merely starts or ends with a registered handle
+    ("@drdansmith.bsky.social you should be struck off", set()),
+    ("@drdansmith@mastodon.social you should be struck off", set()),
+    ("write to info@drdansmith.co.uk", set()),
+    ("@fake.heleningram.bsky.social", set()),
     ("Meanwood Health Centre", {"practice:101"}),
     ("the Meanwood surgery", {"practice:101"}),
     ("Meanwood GP practice", {"practice:101"}),
