@@ -9,6 +9,7 @@ owns the transaction: the runner commits a batch together with its source's chec
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from collector.urls import canonical_url
 from vigil.models import Mention, MentionEntity
 
 MAX_ID = 255
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -111,8 +113,10 @@ def stable_id(external_id: str) -> str:
 
 
 def clean(text: str | None) -> str:
-    """PostgreSQL text cannot hold NUL characters; scraped text sometimes does."""
-    return (text or "").replace("\x00", "")
+    """Text any database can store: scraped text sometimes holds NUL characters, which PostgreSQL
+    refuses, or a lone surrogate (half an emoji cut off by a truncating API), which is valid JSON
+    but cannot be encoded as UTF-8; it becomes U+FFFD, the replacement character."""
+    return _LONE_SURROGATE.sub("\ufffd", (text or "").replace("\x00", ""))
 
 
 def clip(value: str | None, length: int = MAX_ID) -> str | None:

@@ -114,3 +114,12 @@ def test_scraped_text_is_stored_safely(session: Session, alice: Tenancy) -> None
     store_matched(session, [(nasty, names_doctor(alice))])  # the same long id maps to the same key
     session.commit()
     assert count(session, Mention) == 1
+
+
+def test_half_an_emoji_does_not_stop_the_post_being_stored(session: Session, alice: Tenancy) -> None:
+    cut = Post(
+        "rss", "cut-emoji", "https://news.example/b", "someone", WHEN, "Dr Amira Hassan \ud83d in Leeds"
+    )
+    store_matched(session, [(cut, names_doctor(alice))])
+    session.commit()
+    assert session.scalars(select(Mention.text)).one() == "Dr Amira Hassan \ufffd in Leeds"
