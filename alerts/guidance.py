@@ -7,6 +7,7 @@ HTML in them is shown as text, never passed through.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ _PLACEHOLDERS = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(["replacements"])
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 _EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1|(?<![\w*])\*(?!\s)(.+?)\*")
+_LAST_GOOD: dict[tuple[Path, str, str], dict[str, Guidance]] = {}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,29 @@ class Guidance:
 
 
 def load_guidance(folder: Path, organisation: str, advice_line: str) -> dict[str, Guidance]:
-    """Every topic's guidance, rendered; re-read when a file changes, so edits apply without a restart."""
-    stamps = tuple((folder / f"{topic}.md").stat().st_mtime_ns for topic in GUIDANCE_TOPICS)
+    """Every topic's guidance, rendered; re-read when a file changes, so edits apply without a restart.
+
+    An edit that breaks a file (a misspelt placeholder, a missing title) is logged and the last
+    good guidance kept, so a typo never stops threat alerts; with none yet, the error is raised.
+    """
+    key = (folder, organisation, advice_line)
+    try:
+        guidance = read_guidance(folder, organisation, advice_line)
+    except SettingsError as exc:
+        if key not in _LAST_GOOD:
+            raise
+        log.error("guidance not reloaded, the last good version stays in use: %s", exc)
+        return _LAST_GOOD[key]
+    _LAST_GOOD[key] = guidance
+    return guidance
+
+
+def read_guidance(folder: Path, organisation: str, advice_line: str) -> dict[str, Guidance]:
+    """Every topic's guidance as the files say now; SettingsError names the file that is wrong."""
+    try:
+        stamps = tuple((folder / f"{topic}.md").stat().st_mtime_ns for topic in GUIDANCE_TOPICS)
+    except OSError as exc:
+        raise SettingsError(f"guidance file {exc.filename}: {exc.strerror}") from exc
     return _load(folder, stamps, organisation, advice_line)
 
 

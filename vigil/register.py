@@ -27,10 +27,10 @@ from sqlalchemy.orm import Session, selectinload
 from vigil.errors import VigilError
 from vigil.labels import LABELS
 from vigil.models import Doctor, Practice, Recipient, Scope, Tenant, TenantKind
+from vigil.settings import EMAIL
 
 ODS_CODE = re.compile(r"^[A-Z][0-9]{5}$")
 GMC_NUMBER = re.compile(r"^[0-9]{7}$")
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$")
 HANDLE = re.compile(r"^@?[\w.\-]+(@[\w.\-]+)?$|^u/[\w\-]+$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")

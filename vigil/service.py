@@ -13,7 +13,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, text
 
 from vigil import metrics
+from vigil.errors import VigilError
 from vigil.runtime import Runtime
 from vigil.settings import Settings
 
@@ -44,21 +46,45 @@ class PipelineReport:
         )
 
 
+class PipelineError(VigilError):
+    """One or more pipeline steps failed (each is logged with its traceback)."""
+
+
 def run_pipeline(runtime: Runtime, stop: threading.Event | None = None) -> PipelineReport:
-    """Classify what is pending, detect cases, then route and send alerts (one pass of each)."""
+    """Classify what is pending, detect cases, then route and send alerts (one pass of each).
+
+    A failing step does not hold back the later ones: a model that will not load must not keep
+    the alerts already classified, or the emails already queued, from going out.
+    """
     from alerts.jobs import send_alerts
     from cases.jobs import detect
 
-    report = PipelineReport(classified=classify(runtime))
+    report = PipelineReport()
+    failed: list[str] = []
+    with _step("classify", failed):
+        report.classified = classify(runtime)
     if stop is not None and stop.is_set():
         return report
-    cases = detect(runtime)
-    report.cases_opened = len(cases.opened)
-    metrics.CASES_OPENED.inc(len(cases.opened))
-    alerts = send_alerts(runtime)
-    report.alerts_queued = alerts.routing.emails
-    report.emails_sent = alerts.delivery.sent
+    with _step("detect cases", failed):
+        cases = detect(runtime)
+        report.cases_opened = len(cases.opened)
+        metrics.CASES_OPENED.inc(len(cases.opened))
+    with _step("send alerts", failed):
+        alerts = send_alerts(runtime)
+        report.alerts_queued = alerts.routing.emails
+        report.emails_sent = alerts.delivery.sent
+    if failed:
+        raise PipelineError(f"pipeline step(s) failed: {', '.join(failed)} ({report})")
     return report
+
+
+@contextmanager
+def _step(name: str, failed: list[str]) -> Iterator[None]:
+    try:
+        yield
+    except Exception:
+        log.exception("pipeline step %s failed; going on with the next", name)
+        failed.append(name)
 
 
 def classify(runtime: Runtime) -> int:
@@ -79,6 +105,16 @@ def classify(runtime: Runtime) -> int:
     return classify_pending(runtime, get_classifier(runtime.settings), on_batch=on_batch)
 
 
+def check_start(settings: Settings) -> None:
+    """Stop ``vigil run`` at start-up, not at the first threat alert, if the alerts settings or a
+    guidance file are wrong (later edits to a guidance file fall back to the last good one)."""
+    from alerts.config import load_config
+    from alerts.guidance import read_guidance
+
+    config = load_config(settings)
+    read_guidance(config.guidance_dir, config.organisation_name, config.advice_line)
+
+
 # --- scheduled jobs (module-level, picklable: see vigil.scheduler) -------------------------------
 
 
@@ -95,7 +131,8 @@ def digests_job() -> None:
     from vigil.scheduler import current_runtime
 
     runtime = current_runtime()
-    _recorded("digests", lambda: (send_due_digests(runtime), send_due_digest(runtime)))
+    _recorded("digests", lambda: send_due_digests(runtime))
+    _recorded("case digest", lambda: send_due_digest(runtime))
 
 
 def _recorded(job: str, work: Callable[[], Any]) -> None:

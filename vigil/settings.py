@@ -30,7 +30,8 @@ from vigil.paths import resource_dir
 ENV_PREFIX = "VIGIL_"
 CONFIG_ENV = "VIGIL_CONFIG"
 DECLARATION_KEYS = {"type", "default", "help", "choices", "min", "max"}
-_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+# ASCII only: a non-ASCII address cannot go in an email header without SMTPUTF8
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 class SettingsError(VigilError):
@@ -172,14 +173,14 @@ def _parse_str(value: Any) -> str:
 
 
 def _parse_email(value: Any) -> str:
-    if not isinstance(value, str) or (value and not _EMAIL.match(value)):
+    if not isinstance(value, str) or (value and not EMAIL.match(value)):
         raise ValueError
     return value
 
 
 def _parse_emails(value: Any) -> tuple[str, ...]:
     items = _parse_list(value)
-    if not all(_EMAIL.match(item) for item in items):
+    if not all(EMAIL.match(item) for item in items):
         raise ValueError
     return items
 

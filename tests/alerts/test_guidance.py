@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from alerts.config import GUIDANCE_TOPICS, AlertsConfig
-from alerts.guidance import load_guidance, topics_for
+from alerts.guidance import load_guidance, read_guidance, topics_for
 from vigil.settings import SettingsError
 
 
@@ -53,6 +53,22 @@ def test_an_edited_file_is_used_without_a_restart(config: AlertsConfig, tmp_path
     assert load_guidance(folder, "Org", "1")["praise"].title == "If a post praises you or the practice"
     (folder / "praise.md").write_text("# Kind words\n\nSay thank you.\n")
     assert load_guidance(folder, "Org", "1")["praise"].title == "Kind words"
+
+
+def test_a_broken_edit_keeps_the_last_good_guidance_and_says_why(
+    config: AlertsConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "guidance"
+    shutil.copytree(config.guidance_dir, folder)
+    assert load_guidance(folder, "Org", "1")["threat"].title == "If a post may be a threat"
+    (folder / "threat.md").write_text("# Threats\n\nCall {{ advise_line }}.\n")
+    assert load_guidance(folder, "Org", "1")["threat"].title == "If a post may be a threat"
+    assert "threat.md: 'advise_line' is undefined" in caplog.text
+    with pytest.raises(SettingsError, match=r"threat\.md: 'advise_line' is undefined"):
+        read_guidance(folder, "Org", "1")  # what start-up checks: no fallback there
+    (folder / "threat.md").unlink()
+    with pytest.raises(SettingsError, match=r"guidance file .*threat\.md: No such file"):
+        read_guidance(folder, "Org", "1")
 
 
 def test_guidance_comes_most_serious_first_then_the_general_advice() -> None:

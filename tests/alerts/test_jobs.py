@@ -1,18 +1,23 @@
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from alerts.config import load_config
 from alerts.jobs import send_alerts, send_due_digests
 from alerts.outbox import status_section
-from tests.alerts.conftest import NOW, Factory, SmtpServer, smtp_overrides
+from tests.alerts.conftest import NOW, Factory, SmtpServer, queue, smtp_overrides
 from tests.conftest import Tenancy
 from vigil.models import OperatorEvent, OutboxMessage
 from vigil.ops import raise_operator_event
+from vigil.paths import resource_dir
 from vigil.runtime import Runtime
-from vigil.settings import Settings
+from vigil.settings import Settings, SettingsError
 
 MONDAY_8AM_GMT = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)  # London is on GMT in November
 MONDAY_8AM_BST = datetime(2026, 6, 15, 7, 0, tzinfo=UTC)  # and on BST (UTC+1) in June
@@ -77,6 +82,28 @@ def test_one_pass_routes_and_delivers_alerts_over_smtp_once(
     assert "I will be waiting for you after surgery" in text
     assert "threat 91%" in text and "call 999" in text
     assert "https://x.com/someone/status/" in text
+
+
+def test_email_already_queued_goes_out_even_when_routing_fails(
+    session: Session,
+    smtp_settings: Settings,
+    smtp_server: SmtpServer,
+    make: Factory,
+    alice: Tenancy,
+    tmp_path: Path,
+) -> None:
+    guidance = tmp_path / "guidance"
+    shutil.copytree(resource_dir("config") / "guidance", guidance)
+    (guidance / "threat.md").write_text("# Threats\n\nCall {{ advice_phone }}.\n")  # broken before any load
+    runtime = Runtime(smtp_settings.with_overrides(alerts__guidance_dir=str(guidance)))
+    try:
+        queue(session, load_config(runtime.settings), ["manager@example.org"], kind="case")
+        make.mention(alice, labels=["threat"], text="I will be waiting for you after surgery")
+        with pytest.raises(SettingsError, match="advice_phone"):
+            send_alerts(runtime, NOW)
+    finally:
+        runtime.close()
+    assert [r.rcpt_tos for r in smtp_server.received] == [["manager@example.org"]]
 
 
 def test_operator_events_reach_the_operator_once_in_one_email(

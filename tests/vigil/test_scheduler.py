@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -151,3 +152,25 @@ def test_a_step_taking_the_runtime_runs_with_the_schedulers_runtime(runtime: Run
     assert steps_run == [(runtime, ("weekly",))]
     with pytest.raises(RuntimeError, match="jobs run inside `vigil run`"):
         scheduler.current_runtime()
+
+
+def test_vigil_run_will_not_start_with_a_broken_guidance_file(tmp_path: Path) -> None:
+    guidance = tmp_path / "guidance"
+    shutil.copytree(ROOT / "config" / "guidance", guidance)
+    (guidance / "abusive.md").write_text("# Abuse\n\nCall {{ advice_phone }}.\n")
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "VIGIL_DATABASE__URL": f"sqlite:///{tmp_path}/vigil.db",
+        "VIGIL_ALERTS__GUIDANCE_DIR": str(guidance),
+        "VIGIL_SERVICE__PORT": "0",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "vigil", "run"],
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0
+    assert "abusive.md: 'advice_phone' is undefined" in run.stderr

@@ -6,15 +6,18 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from alerts.config import load_config
+from alerts.outbox import enqueue
 from vigil import scheduler
-from vigil.models import SourceState
+from vigil.models import OutboxMessage, OutboxStatus, SourceState
 from vigil.runtime import Runtime
-from vigil.service import health
+from vigil.service import PipelineError, health, run_pipeline
 from vigil.settings import Settings
 
 
@@ -54,6 +57,29 @@ def test_an_unreachable_database_is_failing_without_a_traceback(settings: Settin
     status, body = health(runtime, lambda: True)
     runtime.close()
     assert status == 503 and body["database"].startswith("unreachable")
+
+
+def test_a_failing_step_does_not_hold_back_the_emails_already_queued(
+    settings: Settings, session: Session, tmp_path: Path
+) -> None:
+    runtime = Runtime(
+        settings.with_overrides(
+            classifier__model_dir=str(tmp_path / "no-model"),  # classify fails: no model there
+            email__backend="file",
+            email__outbox_dir=str(tmp_path / "outbox"),
+        )
+    )
+    try:
+        email = load_config(runtime.settings).email
+        enqueue(session, email, key="case:1", kind="case", recipient_email="team@example.org", subject="Case",
+                text="A case", html="<p>A case</p>")  # fmt: skip
+        session.commit()
+        with pytest.raises(PipelineError, match=r"failed: classify \(0 classified"):
+            run_pipeline(runtime)
+    finally:
+        runtime.close()
+    session.expire_all()
+    assert session.scalar(select(OutboxMessage.status)) == OutboxStatus.SENT
 
 
 def get(url: str) -> tuple[int, str]:

@@ -124,5 +124,8 @@ def run(ctx: typer.Context) -> None:
     Prometheus /metrics on service.listen_host:service.port. Run one per database.
     """
     from vigil import scheduler
+    from vigil.service import check_start
 
-    scheduler.run(runtime(ctx))
+    rt = runtime(ctx)
+    check_start(rt.settings)
+    scheduler.run(rt)
