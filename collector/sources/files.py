@@ -92,7 +92,10 @@ def is_jsonl(path: Path, text: str) -> bool:
 
 
 def _jsonl_rows(path: Path, text: str, errors: list[RowError]) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    """One JSON object a line, split only at ``\n`` (JSON Lines): ``str.splitlines`` would also
+    split at U+2028, U+0085 and others, which the export writes raw inside strings."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -109,20 +112,21 @@ def _jsonl_rows(path: Path, text: str, errors: list[RowError]) -> Iterator[tuple
 
 
 def _csv_rows(path: Path, text: str, errors: list[RowError]) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [column.strip() for column in reader.fieldnames or []]
+    """Rows with the physical line each record starts on (``line_num`` counts the lines of
+    multi-line cells); a plain ``csv.reader``, as ``DictReader`` skips blank lines unseen."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [column.strip() for column in next(reader, [])]
     missing = [field for field in REQUIRED if field not in header]
     if missing:
         found = ",".join(header) or "nothing"
         errors.append(RowError(str(path), 1, missing[0], f"column is missing (the header has {found})"))
         return
-    reader.fieldnames = header
     start = reader.line_num + 1
-    for values in reader:
-        if None in values:
+    for row in reader:
+        if len(row) > len(header):
             errors.append(RowError(str(path), start, "", "has more fields than the header"))
-        elif any(values.values()):
-            yield start, {key: unescape_cell(value or "") for key, value in values.items()}
+        elif any(row):
+            yield start, {key: unescape_cell(value) for key, value in zip(header, row, strict=False)}
         start = reader.line_num + 1
 
 

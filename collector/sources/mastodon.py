@@ -119,10 +119,10 @@ def is_newer(status: Any, since: str | None, start: datetime) -> bool:
 def to_post(status: Any, instance: str) -> Post:
     account = status["account"]
     domain = urlsplit(instance).hostname or ""
-    acct = account["acct"] if "@" in account["acct"] else f"{account['acct']}@{domain}"
+    acct = qualified(account["acct"], domain)
     replied = next(
         (
-            m["acct"]
+            qualified(m["acct"], domain)
             for m in status.get("mentions") or []
             if str(m["id"]) == str(status.get("in_reply_to_account_id"))
         ),
@@ -144,6 +144,12 @@ def to_post(status: Any, instance: str) -> Post:
         in_reply_to=f"@{replied}" if replied else None,
         extra={"instance": instance},
     )
+
+
+def qualified(acct: str, domain: str) -> str:
+    """``user@domain`` for every account: Mastodon leaves the domain off accounts of the server
+    asked, and a bare ``drpriya`` would be taken for the X or Bluesky handle of someone else."""
+    return acct if "@" in acct else f"{acct}@{domain}"
 
 
 def classify_error(exc: Exception, api: Mastodon) -> SourceError:

@@ -11,6 +11,11 @@ Reads are billed per post returned, so the month's reads and their estimated cos
 checkpoint, committed with the posts they paid for: the operator is told at 80 % of
 ``sources.x.monthly_read_budget`` and reading stops at 100 % until the next calendar month (UTC).
 
+X gives every edit of a post a new id, so a post is keyed on its original id (the first of
+``edit_history_tweet_ids``): an edit is the post already stored, not a second mention and alert.
+A post over 280 characters arrives cut short in ``text``; its whole text is in ``note_tweet``,
+and a name or threat near its end must be seen.
+
 tweepy always calls ``https://api.twitter.com``; ``sources.x.base_url`` is honoured by a redirect
 adapter on the client's ``requests`` session (see ``collector.http``).
 """
@@ -49,6 +54,7 @@ TWEET_FIELDS = [
     "author_id",
     "in_reply_to_user_id",
     "referenced_tweets",
+    "note_tweet",
 ]
 EXPANSIONS = ["author_id", "in_reply_to_user_id"]
 SEARCH_WINDOW = timedelta(days=7)
@@ -167,12 +173,12 @@ def to_posts(response: Any) -> list[Post]:
         posts.append(
             Post(
                 source="x",
-                external_id=str(tweet.id),
+                external_id=original_id(tweet),
                 url=f"https://x.com/{username}/status/{tweet.id}",
                 author=f"@{username}",
                 author_id=str(tweet.author_id) if tweet.author_id else None,
                 created_at=tweet.created_at.astimezone(UTC),
-                text=tweet.text,
+                text=full_text(tweet),
                 lang=tweet.lang,
                 conversation_id=str(tweet.conversation_id) if tweet.conversation_id else None,
                 in_reply_to=f"@{replied.username}" if replied else None,
@@ -180,6 +186,22 @@ def to_posts(response: Any) -> list[Post]:
             )
         )
     return posts
+
+
+def original_id(tweet: Any) -> str:
+    """The id of the post's first version, shared by all its edits (the URL keeps the one read).
+
+    ``edit_history_tweet_ids`` lists the chain oldest first; posts from before edits existed
+    (September 2022) come without it.
+    """
+    history = getattr(tweet, "edit_history_tweet_ids", None) or [tweet.id]
+    return str(history[0])
+
+
+def full_text(tweet: Any) -> str:
+    """The whole post: ``text`` holds only the first 280 characters of a longer one."""
+    note = tweet.data.get("note_tweet") or {}
+    return str(note.get("text") or tweet.text)
 
 
 def classify_error(exc: Exception) -> SourceError:

@@ -4,6 +4,9 @@ Shapes from docs.joinmastodon.org: Status (id, uri, url, created_at, account, co
 visibility, language, in_reply_to_id, in_reply_to_account_id, mentions, tags, reblog, ...),
 Search (accounts, statuses, hashtags); errors ``{"error": ...}``; rate limits with
 ``X-RateLimit-Limit/Remaining/Reset`` (an ISO 8601 time).
+
+An item's ``reply_to`` is the ``acct`` of the account replied to, as this server writes it:
+``user@domain`` for an account elsewhere, ``user`` alone for an account of its own.
 """
 
 from __future__ import annotations
@@ -44,18 +47,19 @@ def account(name: str, number: int) -> dict[str, object]:
     }
 
 
+def mention(acct: str) -> dict[str, object]:
+    username, _, domain = acct.partition("@")
+    return {
+        "id": "777",
+        "username": username,
+        "acct": acct,
+        "url": f"https://{domain or DOMAIN}/@{username}",
+    }
+
+
 def status(item: Item, tag: str) -> dict[str, object]:
     status_id = str(item.mastodon_id())
-    mentions = []
-    if item.reply_to:
-        mentions.append(
-            {
-                "id": "777",
-                "username": item.reply_to,
-                "acct": f"{item.reply_to}@doctors.social",
-                "url": f"https://doctors.social/@{item.reply_to}",
-            }
-        )
+    mentions = [mention(item.reply_to)] if item.reply_to else []
     return {
         "id": status_id,
         "created_at": item.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),

@@ -4,6 +4,10 @@ Shapes from the X API v2 reference: ``data`` (Post objects with ``id``, ``text``
 ``edit_history_tweet_ids`` and the requested ``tweet.fields``), ``includes.users`` for the
 ``author_id`` and ``in_reply_to_user_id`` expansions, ``meta`` with ``newest_id``, ``oldest_id``,
 ``result_count`` and ``next_token``; errors as RFC 7807 problems; 429 with ``x-rate-limit-*``.
+
+An edit is a new post with a new id whose ``edit_history_tweet_ids`` lists every version, oldest
+first. A post over 280 characters comes cut short in ``text``, whole in ``note_tweet``
+(``{"text": ..., "entities": {...}}``) when ``tweet.fields`` asks for it.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ from __future__ import annotations
 import base64
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tests.collector.fakes.corpus import Item
 from tests.collector.fakes.server import FakeServer, Reply, Request, json_reply
 
 TOKEN = "test-bearer-token"
 PATH = "/2/tweets/search/recent"
+TEXT_LIMIT = 280
 
 
 def problem(status: int, title: str, detail: str) -> dict[str, object]:
@@ -28,7 +33,25 @@ class FakeX:
     def __init__(self, server: FakeServer, items: list[Item] | None = None) -> None:
         self.server = server
         self.items: list[Item] = list(items or [])
+        self.histories: dict[int, list[str]] = {}  # an edit's item number -> its edit history
         server.route("GET", PATH, self.search)
+
+    def edit(self, original: Item, text: str) -> Item:
+        """Edit ``original`` a minute later: the edit is served as a post of its own."""
+        edit = Item(
+            max(item.number for item in self.items) + 1,
+            original.created_at + timedelta(minutes=1),
+            text,
+            original.author,
+            original.reply_to,
+        )
+        self.histories[edit.number] = [*self.history(original), str(edit.snowflake())]
+        self.items.append(edit)
+        return edit
+
+    def history(self, item: Item) -> list[str]:
+        """``edit_history_tweet_ids``: the ids of every version up to this one, oldest first."""
+        return self.histories.get(item.number, [str(item.snowflake())])
 
     # Faults in this API's own words -----------------------------------------------------------
 
@@ -79,7 +102,7 @@ class FakeX:
                 users[user_id(item.reply_to)] = user(item.reply_to)
         return json_reply(
             {
-                "data": [tweet(item, fields) for item in page],
+                "data": [tweet(item, fields, self.history(item)) for item in page],
                 "includes": {"users": list(users.values())},
                 "meta": meta,
             }
@@ -100,11 +123,11 @@ def user(name: str) -> dict[str, str]:
     return {"id": user_id(name), "name": name.title(), "username": name}
 
 
-def tweet(item: Item, fields: set[str]) -> dict[str, object]:
+def tweet(item: Item, fields: set[str], history: list[str]) -> dict[str, object]:
     data: dict[str, object] = {
         "id": str(item.snowflake()),
-        "text": item.text,
-        "edit_history_tweet_ids": [str(item.snowflake())],
+        "text": item.text if len(item.text) <= TEXT_LIMIT else item.text[: TEXT_LIMIT - 1] + "…",
+        "edit_history_tweet_ids": history,
     }
     optional: dict[str, object] = {
         "author_id": user_id(item.author),
@@ -112,8 +135,19 @@ def tweet(item: Item, fields: set[str]) -> dict[str, object]:
         "conversation_id": str(item.snowflake()),
         "lang": "en",
     }
+    if len(item.text) > TEXT_LIMIT:
+        optional["note_tweet"] = note_tweet(item.text)
     if item.reply_to:
         optional["in_reply_to_user_id"] = user_id(item.reply_to)
         optional["referenced_tweets"] = [{"type": "replied_to", "id": "1460323737035677698"}]
     data.update({key: value for key, value in optional.items() if key in fields})
     return data
+
+
+def note_tweet(text: str) -> dict[str, object]:
+    """The whole of a long post, with the entities X finds in it (here only its @mentions)."""
+    mentions = [
+        {"start": found.start(), "end": found.end(), "username": found.group(1)}
+        for found in re.finditer(r"@(\w+)", text)
+    ]
+    return {"text": text, "entities": {"mentions": mentions}} if mentions else {"text": text}

@@ -98,6 +98,60 @@ def test_csv_errors_name_the_line_where_the_record_starts(tmp_path: Path) -> Non
     ]
 
 
+def test_jsonl_splits_lines_only_at_newlines_so_unicode_line_separators_stay_in_the_text(
+    tmp_path: Path,
+) -> None:
+    text = "Dr Amira Hassan\u2028in Leeds\u0085was\u2029dismissive"
+    good = tmp_path / "a.jsonl"
+    good.write_text(json.dumps({**GOOD, "text": text}, ensure_ascii=False) + "\r\n", encoding="utf-8")
+    [post] = read_posts(good)
+    assert post.text == text
+    bad = tmp_path / "bad.jsonl"
+    lines = [{**GOOD, "text": text}, {**GOOD, "external_id": "r-2", "created_at": "soon"}]
+    bad.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    with pytest.raises(PostImportError) as caught:
+        read_posts(bad)
+    assert [str(e) for e in caught.value.errors] == [
+        f"{bad}:2: created_at: 'soon' is not an ISO 8601 time such as 2026-11-24T08:30:00Z"
+    ]
+
+
+CSV_HEADER = "source,external_id,url,author,created_at,text\n"
+CSV_GOOD = "reviews,r-1,,,2026-11-20T09:30:00Z,Dr Amira Hassan\n"
+CSV_BAD = "reviews,r-9,,,soon,Dr Amira Hassan\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        pytest.param("\n" + CSV_BAD, 3, id="after one blank line"),
+        pytest.param(CSV_GOOD + "\n\n" + CSV_BAD, 5, id="after two blank lines"),
+        pytest.param(
+            'reviews,r-2,,,2026-11-20T09:30:00Z,"one\ntwo"\n' + CSV_BAD, 4, id="after a two-line cell"
+        ),
+        pytest.param('reviews,r-9,,,soon,"one\ntwo"\n', 2, id="in a two-line record"),
+        pytest.param(CSV_GOOD.replace("\n", "\r\n") + "\r\n" + CSV_BAD, 4, id="with CRLF line ends"),
+    ],
+)
+def test_csv_errors_name_the_physical_line_where_the_bad_record_starts(
+    body: str, line: int, tmp_path: Path
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(CSV_HEADER + body, encoding="utf-8", newline="")
+    with pytest.raises(PostImportError) as caught:
+        read_posts(path)
+    assert [str(e) for e in caught.value.errors] == [
+        f"{path}:{line}: created_at: 'soon' is not an ISO 8601 time such as 2026-11-24T08:30:00Z"
+    ]
+
+
+def test_a_csv_row_with_more_fields_than_the_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(CSV_HEADER + "\n" + CSV_GOOD.replace("\n", ",extra\n"), encoding="utf-8")
+    with pytest.raises(PostImportError, match=r"a.csv:3: has more fields than the header"):
+        read_posts(path)
+
+
 def test_a_csv_without_a_required_column_is_refused(tmp_path: Path) -> None:
     path = csv_file(tmp_path / "a.csv", {"source": "x", "text": "t"}, header=["source", "text"])
     with pytest.raises(PostImportError, match="external_id: column is missing"):
@@ -166,18 +220,24 @@ def test_export_then_import_gives_back_the_same_mentions(
             "author": "-dash",
             "text": "+plus Dr Amira Hassan in Leeds ünïcödé 😠",
         },
+        {
+            **GOOD,
+            "external_id": "r-5",
+            "url": "",
+            "text": "Dr Amira Hassan\u2028in Leeds\u2029was\u0085rude\x0b\x0c\x1c\x1d\x1e",
+        },
     ]
     import_posts(session, settings, jsonl(tmp_path / "in.jsonl", *tricky))
     session.commit()
     before = rows(session)
     exported = tmp_path / f"out.{fmt}"
     with exported.open("w", encoding="utf-8", newline="") as out:
-        assert export_mentions(session, out, fmt) == 4
+        assert export_mentions(session, out, fmt) == 5
     session.execute(delete(Mention))
     session.commit()
     report = import_posts(session, settings, exported)
     session.commit()
-    assert report.store.stored == 4
+    assert report.store.stored == 5
     assert rows(session) == before
 
 

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
+from collector.matching import Entity, Matcher
 from collector.sources.base import Context
 from collector.sources.mastodon import MastodonSource
 from tests.collector.fakes.corpus import Item, more_items, recent
@@ -73,7 +76,9 @@ def test_search_pages_back_only_as_far_as_the_last_sweep(server: FakeServer) -> 
 
 
 def test_it_turns_statuses_into_posts_with_plain_text(harness: Harness) -> None:
-    item = Item(1, recent(3), f"Dr {NAME} & the receptionist <were> awful", "carol", reply_to="dramira")
+    item = Item(
+        1, recent(3), f"Dr {NAME} & the receptionist <were> awful", "carol", reply_to="dramira@doctors.social"
+    )
     harness.api.items.append(item)
     posts, batch = fetch_all(harness.source())
     assert batch.error is None
@@ -109,3 +114,29 @@ def test_hashtags_are_read_without_a_token(server: FakeServer) -> None:
     posts, batch = fetch_all(harness.source())
     assert batch.error is None and len(posts) == 2
     assert "authorization" not in server.calls(TAG_PATH)[-1].headers
+
+
+@pytest.mark.parametrize(
+    ("acct", "in_reply_to"),
+    [
+        ("dramira@doctors.social", "@dramira@doctors.social"),
+        ("drpriya", "@drpriya@{instance}"),
+    ],
+    ids=["an account on another server", "an account on the instance read"],
+)
+def test_a_reply_names_the_account_replied_to_with_its_domain(
+    harness: Harness, acct: str, in_reply_to: str
+) -> None:
+    harness.api.items.append(Item(1, recent(3), "Struck off, I hope", "carol", reply_to=acct))
+    [post], _ = fetch_all(harness.source())
+    instance = urlsplit(harness.server.base_url).hostname
+    assert post.in_reply_to == in_reply_to.format(instance=instance)
+
+
+def test_a_reply_to_a_local_account_is_not_taken_for_an_x_handle_of_the_same_name(
+    harness: Harness,
+) -> None:
+    doctor = Entity("doctor", 2, "1000002", ("Priya Shah",), ("@drpriya",), town="Leeds")
+    harness.api.items.append(Item(1, recent(3), "Struck off, I hope", "carol", reply_to="drpriya"))
+    [post], _ = fetch_all(harness.source())
+    assert Matcher.from_entities([doctor]).match(post) == []

@@ -4,14 +4,20 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from collector.matching import Entity
+from collector.matching import Entity, Matcher, load_entities
+from collector.post import Post
 from collector.sources.base import Context
 from collector.sources.x import XSource, snowflake_time
+from collector.store import StoreReport, store_matched
 from tests.collector.fakes.corpus import Item, more_items, recent
 from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
 from tests.collector.fakes.server import FakeServer
-from tests.collector.fakes.x import PATH, TOKEN, FakeX
+from tests.collector.fakes.x import PATH, TEXT_LIMIT, TOKEN, FakeX
+from tests.conftest import Tenancy
+from vigil.models import Mention
 
 NAME = "Amira Hassan"
 DOCTOR = Entity("doctor", 1, "1000001", (NAME,), ("@dr_amira",), town="Leeds")
@@ -57,7 +63,9 @@ def test_tweepy_is_pointed_at_the_base_url_and_asks_for_the_fields_it_needs(harn
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert request.headers["user-agent"].startswith("Python/")
     assert set(request.arg("expansions", "").split(",")) == {"author_id", "in_reply_to_user_id"}
-    assert {"created_at", "conversation_id", "lang"} <= set(request.arg("tweet.fields", "").split(","))
+    assert {"created_at", "conversation_id", "lang", "note_tweet"} <= set(
+        request.arg("tweet.fields", "").split(",")
+    )
     assert NAME in (request.arg("query") or "") and "-is:retweet" in (request.arg("query") or "")
 
 
@@ -168,3 +176,52 @@ def test_a_repacked_query_of_known_terms_carries_their_since_id(harness: Harness
     assert last.arg("query") != old_query
     assert last.arg("since_id") == entry["since"] and last.arg("start_time") is None
     assert old_query not in batch.state["queries"]
+
+
+def store(session: Session, posts: list[Post]) -> StoreReport:
+    """Match the posts against the register and store them, as the runner does."""
+    matcher = Matcher.from_entities(load_entities(session))
+    report = store_matched(session, [(post, matcher.match(post)) for post in posts])
+    session.commit()
+    return report
+
+
+def test_an_edit_keeps_the_original_posts_id_and_links_to_the_version_read(harness: Harness) -> None:
+    original = Item(1, recent(20), f"{NAME} in Leeds was rude to my mum", "leedsmum")
+    harness.api.items.append(original)
+    edit = harness.api.edit(original, f"{NAME} in Leeds was rude to my mum, and laughed at her")
+    posts, _ = fetch_all(harness.source())
+    assert [(post.external_id, post.url, post.text) for post in posts] == [
+        (str(original.snowflake()), f"https://x.com/leedsmum/status/{edit.snowflake()}", edit.text),
+        (str(original.snowflake()), f"https://x.com/leedsmum/status/{original.snowflake()}", original.text),
+    ]
+
+
+@pytest.mark.parametrize("edit_read_later", [False, True], ids=["in the same page", "on a later poll"])
+def test_an_edited_post_is_stored_once(
+    harness: Harness, session: Session, alice: Tenancy, edit_read_later: bool
+) -> None:
+    original = Item(1, recent(20), f"{NAME} in Leeds was rude to my mum", "leedsmum")
+    harness.api.items.append(original)
+    earlier: list[Post] = []
+    state: dict[str, object] = {}
+    if edit_read_later:
+        earlier, batch = fetch_all(harness.source())
+        store(session, earlier)
+        state = batch.state
+    harness.api.edit(original, f"{NAME} in Leeds was rude to my mum, and laughed at her")
+    posts, _ = fetch_all(harness.source(), state)
+    report = store(session, posts)
+    assert len(earlier + posts) == 2 and report.duplicates == 1
+    [mention] = session.scalars(select(Mention)).all()
+    assert mention.external_id == str(original.snowflake())
+
+
+def test_a_long_post_is_read_whole_so_a_name_after_280_characters_is_matched(harness: Harness) -> None:
+    opening = "Rang the surgery at 8am sharp, was 23rd in the queue, then cut off after 40 minutes. " * 4
+    text = f"{opening}And then Dr {NAME} in Leeds told my mum she was wasting everyone's time."
+    assert text.index(NAME) > TEXT_LIMIT  # X's ``text`` stops before the name
+    harness.api.items.append(Item(1, recent(3), text, "leedsmum"))
+    [post], _ = fetch_all(harness.source())
+    assert post.text == text
+    assert [match.doctor_id for match in Matcher.from_entities([DOCTOR]).match(post)] == [DOCTOR.id]
