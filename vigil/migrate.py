@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from vigil.errors import VigilError
 from vigil.paths import resource_dir
 
 
@@ -21,9 +25,35 @@ def alembic_config() -> Config:
 
 def _run(engine: Engine, action: str, *args: object, **kwargs: object) -> None:
     config = alembic_config()
-    with engine.begin() as connection:
+    with engine.connect() as connection, _sqlite_foreign_keys_off(connection), connection.begin():
         config.attributes["connection"] = connection
         getattr(command, action)(config, *args, **kwargs)
+        _check_foreign_keys(connection)
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """On SQLite a migration alters a table by copying it and dropping the old one; with foreign
+    keys enforced, that drop would delete every row pointing at the table (ON DELETE CASCADE).
+    The pragma only works outside a transaction, so it goes straight to the driver."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """With enforcement off, check by hand that the migration left no dangling reference."""
+    if connection.dialect.name == "sqlite":
+        dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if dangling:
+            raise VigilError(f"the migration would leave rows pointing at nothing: {dangling[:5]}")
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

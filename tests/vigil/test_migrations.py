@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.orm import Session
 
+from tests.conftest import make_practice_tenant
 from vigil import migrate
 from vigil.db import make_engine
-from vigil.models import Base
+from vigil.models import Base, Mention, MentionEntity
 
 
 @pytest.fixture
@@ -42,6 +45,28 @@ def test_each_migration_downgrades_to_its_parent_and_back(empty_url: str) -> Non
     for _ in revisions:
         migrate.downgrade(engine, "-1")
     assert migrate.current_revision(engine) is None
+    migrate.upgrade(engine)
+    migrate.check(engine)
+    engine.dispose()
+
+
+def test_downgrading_sqlite_keeps_the_rows_that_point_at_a_rebuilt_table(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
+    migrate.upgrade(engine)
+    with Session(engine) as session:
+        alice = make_practice_tenant(
+            session, "A10001", "Alice Road Surgery", "Leeds", [("1000001", "Amira Hassan")]
+        )
+        mention = Mention(
+            source="rss", external_id="1", created_at=datetime(2026, 12, 1, tzinfo=UTC), text="Amira"
+        )
+        mention.entities.append(MentionEntity(doctor=alice.doctors[0], matched_text="Amira"))
+        session.add(mention)
+        session.commit()
+    migrate.downgrade(engine, "0006")  # drops columns of mentions: SQLite rebuilds the table
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM mention_entities")).scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # enforcement is back on
     migrate.upgrade(engine)
     migrate.check(engine)
     engine.dispose()
