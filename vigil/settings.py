@@ -14,6 +14,7 @@ setting and what was expected.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tomllib
@@ -24,12 +25,16 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from vigil.errors import VigilError
 from vigil.paths import resource_dir
 
 ENV_PREFIX = "VIGIL_"
 CONFIG_ENV = "VIGIL_CONFIG"
 DECLARATION_KEYS = {"type", "default", "help", "choices", "min", "max"}
+_CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")  # the password in scheme://user:password@host
 # ASCII only: a non-ASCII address cannot go in an email header without SMTPUTF8
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
@@ -123,10 +128,14 @@ def _parse_number(kind: type[int] | type[float]) -> Callable[[Any], float]:
         if isinstance(value, bool):
             raise ValueError
         if isinstance(value, int | float) and (kind is float or isinstance(value, int)):
-            return kind(value)
-        if isinstance(value, str):
-            return kind(value.strip())
-        raise ValueError
+            number = kind(value)
+        elif isinstance(value, str):
+            number = kind(value.strip())
+        else:
+            raise ValueError
+        if not math.isfinite(number):  # NaN passes every min/max check; inf means nothing here
+            raise ValueError
+        return number
 
     return parse
 
@@ -163,6 +172,10 @@ def _parse_url(value: Any) -> str:
 def _parse_dburl(value: Any) -> str:
     if not isinstance(value, str) or not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
         raise ValueError
+    try:
+        make_url(value)  # a port that is not a number fails here, not at the first connection
+    except ArgumentError as exc:
+        raise ValueError from exc
     return value
 
 
@@ -188,7 +201,7 @@ def _parse_emails(value: Any) -> tuple[str, ...]:
 def _parse_timezone(value: Any) -> str:
     try:
         ZoneInfo(_parse_str(value))
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "Europe" is a folder: IsADirectoryError
         raise ValueError from exc
     return str(value)
 
@@ -235,7 +248,7 @@ def parse_value(declaration: Declaration, value: Any, where: str) -> Any:
         too_high = declaration.max is not None and parsed > declaration.max
         ok = not (too_low or too_high)
     if not ok:
-        shown = "********" if declaration.type == "secret" else repr(value)
+        shown = "********" if declaration.type == "secret" else _CREDENTIALS.sub(r"\1********@", repr(value))
         raise SettingsError(
             f"setting {declaration.path} ({where}): expected {declaration.expected()}, got {shown}"
         )

@@ -103,11 +103,30 @@ def test_a_bad_value_in_a_file_stops_start_up_naming_the_setting(
             r"database\.echo \(VIGIL_DATABASE__ECHO\): expected true or false",
         ),
         ("VIGIL_NOPE__THING", "1", r"VIGIL_NOPE__THING names no setting"),
+        ("VIGIL_CLASSIFIER__THRESHOLD", "nan", r"classifier\.threshold .*from 0 to 1, got 'nan'"),
+        ("VIGIL_COLLECTOR__TIMEOUT_SECONDS", "inf", r"collector\.timeout_seconds .*got 'inf'"),
+        ("VIGIL_DIGEST__TIMEZONE", "Europe", r"digest\.timezone .*IANA time zone .*got 'Europe'"),
+        (
+            "VIGIL_DATABASE__URL",
+            "postgresql://u@host:abc/db",
+            r"database\.url .*got 'postgresql://u@host:abc/db'",
+        ),
+        (
+            "VIGIL_EMAIL__OPERATOR_ADDRESS",
+            "opérateur@vigil.example",
+            r"email\.operator_address .*email address",
+        ),
     ],
 )
 def test_a_bad_environment_variable_stops_start_up_naming_it(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(environ={name: value})
+
+
+def test_a_bad_database_url_is_shown_without_its_password() -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(environ={"VIGIL_DATABASE__URL": "mysql://vigil:hunter2@db/vigil"})
+    assert "'mysql://vigil:********@db/vigil'" in str(error.value) and "hunter2" not in str(error.value)
 
 
 def test_a_number_out_of_its_range_is_named(tmp_path: Path) -> None:
