@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from vigil import migrate
 from vigil.demo.fake_x import FakeXServer, Tweet, snowflake
+from vigil.errors import VigilError
 from vigil.paths import resource_dir
 from vigil.register import Kind, import_register
 from vigil.runtime import Runtime
@@ -34,6 +35,7 @@ REGISTER_FILES = [SAMPLE / "register" / f"{kind}.csv" for kind in Kind]
 DEMO_WEEK = SAMPLE / "demo_week.jsonl"
 # The practice whose digest the demo previews: Meanwood, where the week's pile-on happens.
 DIGEST_PREVIEW_FOR = "manager@x90001.nhs.example"
+DEMO_MARK = "# Written by `vigil demo`"
 
 
 @dataclass
@@ -84,11 +86,25 @@ def demo_settings(base: Settings, folder: Path) -> Settings:
     )
 
 
+def clear_demo_folder(folder: Path) -> None:
+    """Recreate the folder, but only one the demo made (its settings file says so) or an empty
+    one: ``--folder`` pointing at real data must never delete it."""
+    if folder.exists() and any(folder.iterdir()):
+        config = folder / "vigil.toml"
+        if not (config.is_file() and config.read_text(encoding="utf-8").startswith(DEMO_MARK)):
+            raise VigilError(
+                f"{folder} is not empty and was not made by `vigil demo`; the demo recreates its"
+                " folder, so give it a new or empty one (--folder)"
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def write_config(settings: Settings, folder: Path) -> Path:
     """A settings file for exploring the demo's results with the ordinary commands."""
     path = folder / "vigil.toml"
     path.write_text(
-        "# Written by `vigil demo`: explore its results with `vigil -c var/demo/vigil.toml ...`\n"
+        f"{DEMO_MARK}: explore its results with `vigil -c var/demo/vigil.toml ...`\n"
         f'[database]\nurl = "{settings.database.url}"\n\n'
         f'[email]\nbackend = "{settings.email.backend}"\noutbox_dir = "{settings.email.outbox_dir}"\n',
         encoding="utf-8",
@@ -111,8 +127,7 @@ def run_demo(settings: Settings, folder: Path, progress: Progress) -> DemoSummar
     from collector.run import collect_once
     from vigil.service import run_pipeline
 
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    clear_demo_folder(folder)
     summary = DemoSummary(folder, write_config(settings, folder))
 
     step = progress.add_task("Model", total=None)
