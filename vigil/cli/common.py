@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from alembic.util import CommandError
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.exc import OperationalError
@@ -34,6 +35,10 @@ class VigilGroup(TyperGroup):
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise fail(f"database error: {reason}") from exc
+        except CommandError as exc:  # alembic: an unknown revision
+            raise fail(f"migrations: {exc}") from exc
+        except OSError as exc:  # a path that is a folder, missing or not writable; a port in use
+            raise fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from exc
 
 
 def new_app(help_text: str) -> typer.Typer:
