@@ -112,7 +112,7 @@ def collector_jobs(settings: Settings) -> list[JobSpec]:
             id=f"collect:{name}",
             func="vigil.scheduler:collect_job",
             trigger=IntervalTrigger(
-                minutes=int(getattr(settings.sources, name).interval_minutes), jitter=jitter
+                minutes=int(getattr(settings.sources, name).interval_minutes), jitter=jitter, timezone=UTC
             ),
             args=(name,),
             name=f"Collect from {name}",

@@ -135,14 +135,20 @@ def digests_job() -> None:
     _recorded("case digest", lambda: send_due_digest(runtime))
 
 
+# Runs of each job that failed in a row, in this process: what /healthz reports.
+JOB_FAILURES: dict[str, int] = {}
+
+
 def _recorded(job: str, work: Callable[[], Any]) -> None:
     try:
         result = work()
     except Exception:
         metrics.JOB_RUNS.labels(job, "failed").inc()
+        JOB_FAILURES[job] = JOB_FAILURES.get(job, 0) + 1
         log.exception("job %s failed", job, extra={"job": job})
         return
     metrics.JOB_RUNS.labels(job, "ok").inc()
+    JOB_FAILURES[job] = 0
     log.info("job %s: %s", job, result, extra={"job": job})
 
 
@@ -152,12 +158,12 @@ def service_jobs(settings: Settings) -> list[Any]:
     return [
         JobSpec(
             "pipeline", "vigil.service:pipeline_job",
-            IntervalTrigger(seconds=int(settings.service.pipeline_seconds)),
+            IntervalTrigger(seconds=int(settings.service.pipeline_seconds), timezone=UTC),
             name="Classify, detect cases, send alerts",
         ),
         JobSpec(
             "digests", "vigil.service:digests_job",
-            IntervalTrigger(minutes=int(settings.service.digest_check_minutes)),
+            IntervalTrigger(minutes=int(settings.service.digest_check_minutes), timezone=UTC),
             name="Send weekly digests when due",
         ),
     ]  # fmt: skip
@@ -169,8 +175,8 @@ def service_jobs(settings: Settings) -> list[Any]:
 def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int, dict[str, Any]]:
     """What ``/healthz`` answers: 200 while the database answers and the scheduler runs, else 503.
 
-    A source that keeps failing makes the status ``degraded`` (still 200: the process is fine,
-    the outside world is not); the sources' details say which.
+    A source or a job (the pipeline: no model, say) that keeps failing makes the status
+    ``degraded`` (still 200: restarting would not help); the details say which.
     """
     from vigil.models import SourceState
 
@@ -196,7 +202,9 @@ def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int
         }
         for state in states
     }
+    body["jobs"] = {job: {"consecutive_failures": count} for job, count in sorted(JOB_FAILURES.items())}
     failing = [s.source for s in states if s.consecutive_failures >= threshold]
+    failing += [job for job, count in JOB_FAILURES.items() if count >= threshold]
     body["status"] = "failing" if not ok else ("degraded" if failing else "ok")
     return (200 if ok else 503), body
 

@@ -58,6 +58,19 @@ def test_each_enabled_source_has_one_job_with_a_stable_id(runtime: Runtime) -> N
     assert "apscheduler_jobs" in inspect(runtime.engine).get_table_names()
 
 
+def test_every_trigger_runs_on_utc_whatever_the_hosts_time_zone() -> None:
+    """A host TZ in POSIX form ("GMT0BST,...") is one APScheduler cannot read: never ask it."""
+    script = (
+        "from vigil.scheduler import scheduled_jobs; from vigil.settings import load_settings;"
+        " print({str(s.trigger.timezone) for s in scheduled_jobs(load_settings(environ={}))})"
+    )
+    environment = {"PATH": os.environ.get("PATH", ""), "TZ": "GMT0BST,M3.5.0/1,M10.5.0"}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=environment, cwd=ROOT, capture_output=True, text=True
+    )
+    assert run.stdout.strip() == "{'UTC'}", run.stderr
+
+
 def test_a_restart_replaces_the_jobs_keeps_their_next_run_and_drops_disabled_ones(runtime: Runtime) -> None:
     first = scheduler.build_scheduler(runtime, scheduler.scheduled_jobs(runtime.settings))
     next_run = first.get_job("collect:rss").next_run_time

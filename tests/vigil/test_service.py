@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from alerts.config import load_config
 from alerts.outbox import enqueue
-from vigil import scheduler
+from vigil import scheduler, service
 from vigil.models import OutboxMessage, OutboxStatus, SourceState
 from vigil.runtime import Runtime
 from vigil.service import PipelineError, health, run_pipeline
@@ -50,6 +50,22 @@ def test_a_source_failing_again_and_again_makes_health_degraded(runtime: Runtime
     status, body = health(runtime, lambda: True)
     assert (status, body["status"]) == (200, "degraded")
     assert body["sources"]["x"]["consecutive_failures"] == 5
+
+
+def test_a_job_failing_again_and_again_makes_health_degraded(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "JOB_FAILURES", {})
+    for _ in range(runtime.settings.collector.failure_alert_after):
+        service._recorded("pipeline", lambda: 1 / 0)
+    status, body = health(runtime, lambda: True)
+    assert (status, body["status"], body["jobs"]) == (
+        200,
+        "degraded",
+        {"pipeline": {"consecutive_failures": 5}},
+    )
+    service._recorded("pipeline", lambda: "ok")
+    assert health(runtime, lambda: True)[1]["status"] == "ok"
 
 
 def test_an_unreachable_database_is_failing_without_a_traceback(settings: Settings) -> None:
