@@ -1,7 +1,7 @@
 """Canonical URLs: one spelling per public page, so that a post found twice is stored once.
 
 The same post reaches Vigil under many URLs: ``http`` or ``https``, ``www.`` or not, tracking
-parameters (``utm_*``, ``fbclid``), fragments, twitter.com / x.com / mobile.twitter.com and
+parameters (``utm_*``, ``fbclid``), fragments naming a section, twitter.com / x.com / mobile.twitter.com and
 a user name that X ignores, old. / np. / m.reddit.com and redd.it short links, a Google Alerts
 redirect wrapping the real address. ``canonical_url`` maps all of them to one string; it never
 fetches anything, and it returns None for what is not an http(s) URL.
@@ -50,16 +50,23 @@ def canonical_url(url: str | None) -> str | None:
         return canonical_url(target)
     host = host.removeprefix("www.")
     path = _normalise_path(parts.path)
-    query = _clean_query(parts.query)
+    query, fragment = _clean_query(parts.query), _item_fragment(parts.fragment)
     if host in X_HOSTS:
         host = "x.com"
         if status := X_STATUS.match(path):
-            path, query = f"/i/status/{status.group(1)}", ""
+            path, query, fragment = f"/i/status/{status.group(1)}", "", ""
     elif host in REDDIT_HOSTS or host == "redd.it":
-        host, path, query = "reddit.com", _reddit_path(host, path), ""
+        host, path, query, fragment = "reddit.com", _reddit_path(host, path), "", ""
     netloc = host if port in (None, 80, 443) else f"{host}:{port}"
-    result = urlunsplit(("https", netloc, path, query, ""))
+    result = urlunsplit(("https", netloc, path, query, fragment))
     return result if len(result) <= MAX_LENGTH else None
+
+
+def _item_fragment(fragment: str) -> str:
+    """A fragment that names one item on the page (``#comment-101``, ``#review-7``: it holds a
+    number) is a different post from the page; a section (``#comments``) or a text fragment
+    (``#:~:text=...``) is the same page."""
+    return fragment if any(c.isdigit() for c in fragment) and not fragment.startswith(":~:") else ""
 
 
 def unwrap_redirect(url: str) -> str:

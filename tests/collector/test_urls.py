@@ -7,6 +7,10 @@ from collector.urls import canonical_url, unwrap_redirect
 SAME = [
     # scheme, host case, www, default port, fragment, trailing slash
     ("HTTP://WWW.LeedsNews.example:80/News/Story/#comments", "https://leedsnews.example/News/Story"),
+    ("https://leedsnews.example/story#:~:text=Dr%201", "https://leedsnews.example/story"),
+    # a fragment with a number names one item on the page: a comment is not the article
+    ("https://blog.example/post/#comment-101", "https://blog.example/post#comment-101"),
+    ("https://blog.example/post/#comment-102", "https://blog.example/post#comment-102"),
     ("https://leedsnews.example:443/news/story", "https://leedsnews.example/news/story"),
     # tracking parameters go, real ones stay (sorted)
     (
