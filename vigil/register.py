@@ -6,7 +6,13 @@ Three CSV kinds are told apart by their header:
 * doctors: ``gmc_number,full_name,aliases,handles,practice_ods_code,specialty,town``
 * recipients: ``email,name,scope`` and optionally ``immediate_alerts,digest,categories``
 
-Multi-valued fields are ``;``-separated. Any error in any row of any file imports nothing.
+Multi-valued fields are ``;``-separated. Any error in any row of any file imports nothing, and
+so does a key (ODS code, GMC number, email) given twice, in one file or across files.
+
+An empty cell means the field's default, as everywhere in the register: no town, no handles, and
+for a recipient ``true`` and all categories. A recipients file without a preference column leaves
+an existing recipient's choice alone (an opt-out must survive a file that never mentioned it);
+only new recipients get the defaults.
 """
 
 from __future__ import annotations
@@ -217,13 +223,20 @@ class _Validator:
             self.fail(row, column, f"{value!r} is not true or false")
         return value in {"true", "yes", "1"}
 
-    def unique(self, rows: list[Row], column: str) -> None:
-        seen: dict[str, int] = {}
-        for row in rows:
-            key = row.values.get(column, "").upper()
-            if key and key in seen:
-                self.fail(row, column, f"{key} appears twice in this file (also line {seen[key]})")
-            seen.setdefault(key, row.line)
+    def unique(self, row: Row, column: str, key: str, seen: dict[str, Row]) -> None:
+        """Fail a key an earlier row of this import has: in another file, the later one would silently win."""
+        first = seen.setdefault(key, row) if key else row
+        if first is row:
+            return
+        if first.file == row.file:
+            self.fail(row, column, f"{key} appears twice in this file (also line {first.line})")
+        else:
+            self.fail(row, column, f"{key} also appears in {first.file}:{first.line}")
+
+
+def recipient_defaults() -> dict[str, Any]:
+    """What a new recipient gets unless the file says otherwise: every alert and the digest."""
+    return {"immediate_alerts": True, "digest": True, "categories": list(LABELS)}
 
 
 def import_register(session: Session, paths: Iterable[Path], organisation_name: str) -> ImportReport:
@@ -232,39 +245,65 @@ def import_register(session: Session, paths: Iterable[Path], organisation_name: 
     files = [csv_file for path in paths if (csv_file := read_csv(Path(path), errors))]
     order = list(Kind)
     files.sort(key=lambda csv_file: order.index(csv_file.kind))
-    report = ImportReport()
-    importer = _Importer(session, errors, organisation_name, report)
+    importer = _Importer(session, errors, organisation_name)
     for csv_file in files:
-        importer.import_file(csv_file)
+        importer.validate(csv_file)
     if errors:
         session.rollback()
         raise RegisterImportError(errors)
+    report = importer.write()
     session.flush()
     return report
 
 
+@dataclass
+class _Planned:
+    """A valid row waiting to be written: its key, its own fields, and the code it points at."""
+
+    key: str
+    fields: dict[str, Any]
+    target: str = ""
+
+
 class _Importer:
-    def __init__(
-        self, session: Session, errors: list[RowError], organisation_name: str, report: ImportReport
-    ) -> None:
+    """Validates every row before writing any, so that no invalid row ever reaches the session.
+
+    An invalid object in the session would be flushed by the next query (autoflush) and fail on a
+    database constraint with a traceback instead of the list of errors.
+    """
+
+    def __init__(self, session: Session, errors: list[RowError], organisation_name: str) -> None:
         self.session = session
         self.check = _Validator(errors)
         self.organisation_name = organisation_name
-        self.report = report
+        self.report = ImportReport()
         self.practices = {p.ods_code: p for p in session.scalars(select(Practice))}
         self.doctors = {d.gmc_number: d for d in session.scalars(select(Doctor))}
+        self.recipients = {r.email: r for r in session.scalars(select(Recipient))}
+        self.ods_codes = set(self.practices)
+        self.gmc_numbers = set(self.doctors)
+        self.planned: dict[Kind, list[_Planned]] = {kind: [] for kind in Kind}
+        self.seen: dict[Kind, dict[str, Row]] = {kind: {} for kind in Kind}
 
-    def import_file(self, csv_file: CsvFile) -> None:
-        key = {Kind.PRACTICES: "ods_code", Kind.DOCTORS: "gmc_number", Kind.RECIPIENTS: "email"}
-        self.check.unique(csv_file.rows, key[csv_file.kind])
-        handler: Callable[[Row], None] = getattr(self, f"_{csv_file.kind}")
+    def validate(self, csv_file: CsvFile) -> None:
+        validator: Callable[[Row], _Planned] = getattr(self, f"_validate_{csv_file.kind}")
         for row in csv_file.rows:
-            handler(row)
+            self.planned[csv_file.kind].append(validator(row))
 
-    def _practices(self, row: Row) -> None:
+    def write(self) -> ImportReport:
+        """Upsert the validated rows; practices first, since doctors and recipients point at them."""
+        for kind in Kind:
+            writer: Callable[[_Planned], None] = getattr(self, f"_write_{kind}")
+            for planned in self.planned[kind]:
+                writer(planned)
+        return self.report
+
+    def _validate_practices(self, row: Row) -> _Planned:
         row.values["ods_code"] = row.values["ods_code"].upper()
         row.values["postcode"] = row.values["postcode"].upper()
         ods = self.check.matching(row, "ods_code", ODS_CODE, "an ODS code (a letter and 5 digits)")
+        self.check.unique(row, "ods_code", ods, self.seen[Kind.PRACTICES])
+        self.ods_codes.add(ods)
         postcode = row.values["postcode"]
         if postcode and not POSTCODE.match(postcode):
             self.check.fail(row, "postcode", f"{postcode!r} is not a UK postcode")
@@ -278,22 +317,14 @@ class _Importer:
             "handles": self.check.handles(row, "handles"),
             "website": website,
         }
-        practice = self.practices.get(ods)
-        if practice is None:
-            tenant = Tenant(kind=TenantKind.PRACTICE, slug=ods.lower(), name=fields["name"])
-            practice = Practice(ods_code=ods, tenant=tenant, **fields)
-            self.session.add(practice)
-            self.practices[ods] = practice
-            self.report.counts[Kind.PRACTICES].created += 1
-        else:
-            self._update(Kind.PRACTICES, practice, fields)
-            practice.tenant.name = practice.name
+        return _Planned(ods, fields)
 
-    def _doctors(self, row: Row) -> None:
+    def _validate_doctors(self, row: Row) -> _Planned:
         gmc = self.check.matching(row, "gmc_number", GMC_NUMBER, "a GMC number (7 digits)")
+        self.check.unique(row, "gmc_number", gmc, self.seen[Kind.DOCTORS])
+        self.gmc_numbers.add(gmc)
         ods = row.values["practice_ods_code"].upper()
-        practice = self.practices.get(ods) if ods else None
-        if ods and practice is None:
+        if ods and ods not in self.ods_codes:
             self.check.fail(
                 row,
                 "practice_ods_code",
@@ -306,8 +337,63 @@ class _Importer:
             "handles": self.check.handles(row, "handles"),
             "specialty": self.check.text(row, "specialty", limit=100),
             "town": self.check.text(row, "town", limit=100),
-            "practice": practice,
         }
+        return _Planned(gmc, fields, target=ods)
+
+    def _validate_recipients(self, row: Row) -> _Planned:
+        email = row.values["email"].lower()
+        if not EMAIL.match(email) or len(email) > 320:
+            self.check.fail(row, "email", f"{row.values['email']!r} is not an email address")
+        self.check.unique(row, "email", email, self.seen[Kind.RECIPIENTS])
+        scope, code = self._scope(row)
+        fields = {"name": self.check.text(row, "name"), "scope": scope, **self._preferences(row)}
+        return _Planned(email, fields, target=code)
+
+    def _preferences(self, row: Row) -> dict[str, Any]:
+        """The preferences the file has columns for; a missing column must not undo an opt-out."""
+        preferences: dict[str, Any] = {}
+        for column in ("immediate_alerts", "digest"):
+            if column in row.values:
+                preferences[column] = self.check.flag(row, column)
+        if "categories" in row.values:
+            categories = split_multi(row.values["categories"]) or list(LABELS)
+            for category in categories:
+                if category not in LABELS:
+                    self.check.fail(row, "categories", f"{category!r} is not one of {', '.join(LABELS)}")
+            preferences["categories"] = categories
+        return preferences
+
+    def _scope(self, row: Row) -> tuple[Scope, str]:
+        text = row.values["scope"]
+        kind, _, code = text.partition(":")
+        if kind == "org" and not code:
+            return Scope.ORG, ""
+        if kind == "practice" and code.upper() in self.ods_codes:
+            return Scope.PRACTICE, code.upper()
+        if kind == "doctor" and code in self.gmc_numbers:
+            return Scope.DOCTOR, code
+        if kind in {"practice", "doctor"} and code:
+            self.check.fail(row, "scope", f"{kind} {code} is not in the register")
+        else:
+            self.check.fail(row, "scope", f"{text!r} is not org, practice:ODS_CODE or doctor:GMC_NUMBER")
+        return Scope.ORG, ""
+
+    def _write_practices(self, planned: _Planned) -> None:
+        ods, fields = planned.key, planned.fields
+        practice = self.practices.get(ods)
+        if practice is None:
+            tenant = Tenant(kind=TenantKind.PRACTICE, slug=ods.lower(), name=fields["name"])
+            practice = Practice(ods_code=ods, tenant=tenant, **fields)
+            self.session.add(practice)
+            self.practices[ods] = practice
+            self.report.counts[Kind.PRACTICES].created += 1
+        else:
+            self._update(Kind.PRACTICES, practice, fields)
+            practice.tenant.name = practice.name
+
+    def _write_doctors(self, planned: _Planned) -> None:
+        gmc = planned.key
+        fields = {**planned.fields, "practice": self.practices.get(planned.target)}
         doctor = self.doctors.get(gmc)
         if doctor is None:
             doctor = Doctor(gmc_number=gmc, **fields)
@@ -317,46 +403,27 @@ class _Importer:
         else:
             self._update(Kind.DOCTORS, doctor, fields)
 
-    def _recipients(self, row: Row) -> None:
-        email = row.values["email"].lower()
-        if not EMAIL.match(email) or len(email) > 320:
-            self.check.fail(row, "email", f"{row.values['email']!r} is not an email address")
-        scope, target = self._scope(row)
-        categories = split_multi(row.values.get("categories", "")) or list(LABELS)
-        for category in categories:
-            if category not in LABELS:
-                self.check.fail(row, "categories", f"{category!r} is not one of {', '.join(LABELS)}")
-        fields: dict[str, Any] = {
-            "name": self.check.text(row, "name"),
-            "scope": scope,
+    def _write_recipients(self, planned: _Planned) -> None:
+        target = self._target(planned.fields["scope"], planned.target)
+        fields = {
+            **planned.fields,
             "practice": target if isinstance(target, Practice) else None,
             "doctor": target if isinstance(target, Doctor) else None,
             "tenant": self._tenant_for(target),
-            "immediate_alerts": self.check.flag(row, "immediate_alerts"),
-            "digest": self.check.flag(row, "digest"),
-            "categories": categories,
         }
-        recipient = self.session.scalar(select(Recipient).where(Recipient.email == email))
+        recipient = self.recipients.get(planned.key)
         if recipient is None:
-            self.session.add(Recipient(email=email, **fields))
+            self.session.add(Recipient(email=planned.key, **(recipient_defaults() | fields)))
             self.report.counts[Kind.RECIPIENTS].created += 1
         else:
             self._update(Kind.RECIPIENTS, recipient, fields)
 
-    def _scope(self, row: Row) -> tuple[Scope, Practice | Doctor | None]:
-        text = row.values["scope"]
-        kind, _, code = text.partition(":")
-        if kind == "org" and not code:
-            return Scope.ORG, None
-        if kind == "practice" and code.upper() in self.practices:
-            return Scope.PRACTICE, self.practices[code.upper()]
-        if kind == "doctor" and code in self.doctors:
-            return Scope.DOCTOR, self.doctors[code]
-        if kind in {"practice", "doctor"} and code:
-            self.check.fail(row, "scope", f"{kind} {code} is not in the register")
-        else:
-            self.check.fail(row, "scope", f"{text!r} is not org, practice:ODS_CODE or doctor:GMC_NUMBER")
-        return Scope.ORG, None
+    def _target(self, scope: Scope, code: str) -> Practice | Doctor | None:
+        if scope is Scope.PRACTICE:
+            return self.practices[code]
+        if scope is Scope.DOCTOR:
+            return self.doctors[code]
+        return None
 
     def _tenant_for(self, target: Practice | Doctor | None) -> Tenant:
         if isinstance(target, Practice):

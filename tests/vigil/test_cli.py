@@ -56,6 +56,33 @@ def test_an_import_error_is_a_clear_message_and_a_non_zero_exit(env: dict[str, s
     assert "Traceback" not in output
 
 
+@pytest.mark.parametrize(
+    ("practices", "doctors", "error"),
+    [
+        ("A83008,Surgery,,,,\n", "123,Dr A,,,A83008,,\n", "d.csv:2: gmc_number: '123' is not a GMC number"),
+        ("A8300,Surgery,,,,\n", "1234567,Dr A,,,,,\n", "p.csv:2: ods_code: 'A8300' is not an ODS code"),
+    ],
+    ids=["gmc_number", "ods_code"],
+)
+@pytest.mark.usefixtures("env")
+def test_a_bad_row_imported_with_recipients_is_listed_not_a_traceback(
+    tmp_path: Path, practices: str, doctors: str, error: str
+) -> None:
+    files = {
+        "p.csv": "ods_code,name,town,postcode,handles,website\n" + practices,
+        "d.csv": "gmc_number,full_name,aliases,handles,practice_ods_code,specialty,town\n" + doctors,
+        "r.csv": "email,name,scope\norg@mdo.example,Org,org\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    code, output = vigil("register", "import", *(str(tmp_path / name) for name in files))
+    assert code == 1
+    assert "error: 1 error(s); nothing was imported" in output
+    assert f"{tmp_path}/{error}" in output
+    status = vigil("status")[1]
+    assert re.search(r"Practices\s+│ 0", status) and re.search(r"Recipients\s+│ 0", status)
+
+
 def test_a_bad_setting_stops_any_command_with_one_line(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "vigil", "status"],

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from vigil.labels import LABELS
 from vigil.models import Doctor, Practice, Recipient, Scope, Tenant, TenantKind
 from vigil.paths import resource_dir
 from vigil.register import Kind, RegisterImportError, export_register, import_register
@@ -199,3 +200,84 @@ def test_recipients_are_scoped_to_the_organisation_a_practice_or_a_doctor(
         ["threat", "abusive"],
     )
     assert doc.tenant.slug == "a12345"
+
+
+def test_reimporting_recipients_without_the_preference_columns_keeps_their_opt_outs(
+    session: Session, tmp_path: Path
+) -> None:
+    opted_out = csv_file(
+        tmp_path,
+        "r1.csv",
+        "email,name,scope,immediate_alerts,digest,categories\npm@a.example,PM,org,false,false,threat\n",
+    )
+    import_register(session, [opted_out], "MDO")
+    renamed = csv_file(tmp_path, "r2.csv", RECIPIENTS + "pm@a.example,Practice manager,org\n")
+    report = import_register(session, [renamed], "MDO")
+    assert report.counts[Kind.RECIPIENTS].updated == 1
+    recipient = session.scalar(select(Recipient))
+    assert recipient is not None
+    assert (recipient.name, recipient.immediate_alerts, recipient.digest, recipient.categories) == (
+        "Practice manager",
+        False,
+        False,
+        ["threat"],
+    )
+
+
+def test_new_recipients_without_the_preference_columns_get_everything(
+    session: Session, tmp_path: Path
+) -> None:
+    recipients = csv_file(tmp_path, "r.csv", RECIPIENTS + "pm@a.example,PM,org\n")
+    import_register(session, [recipients], "MDO")
+    recipient = session.scalar(select(Recipient))
+    assert recipient is not None
+    assert (recipient.immediate_alerts, recipient.digest, recipient.categories) == (
+        True,
+        True,
+        list(LABELS),
+    )
+
+
+def test_an_empty_preference_cell_means_the_default_as_other_empty_cells_do(
+    session: Session, tmp_path: Path
+) -> None:
+    header = "email,name,scope,immediate_alerts,digest,categories\n"
+    import_register(
+        session, [csv_file(tmp_path, "r1.csv", header + "pm@a.example,PM,org,no,no,threat\n")], "MDO"
+    )
+    import_register(session, [csv_file(tmp_path, "r2.csv", header + "pm@a.example,PM,org,,,\n")], "MDO")
+    recipient = session.scalar(select(Recipient))
+    assert recipient is not None
+    assert (recipient.immediate_alerts, recipient.digest, recipient.categories) == (True, True, list(LABELS))
+
+
+@pytest.mark.parametrize(
+    ("header", "first", "second", "model", "error"),
+    [
+        (PRACTICES, "A12345,One,,,,\n", "a12345,Two,,,,\n", Practice, "ods_code: A12345 also appears in"),
+        (
+            DOCTORS,
+            "1234567,Dr A,,,,,\n",
+            "1234567,Dr B,,,,,\n",
+            Doctor,
+            "gmc_number: 1234567 also appears in",
+        ),
+        (
+            RECIPIENTS,
+            "pm@a.example,A,org\n",
+            "PM@a.example,B,org\n",
+            Recipient,
+            "email: pm@a.example also appears in",
+        ),
+    ],
+    ids=["ods_code", "gmc_number", "email"],
+)
+def test_the_same_key_in_two_files_is_an_error_naming_both(
+    session: Session, tmp_path: Path, header: str, first: str, second: str, model: type, error: str
+) -> None:
+    one = csv_file(tmp_path, "one.csv", header + first)
+    two = csv_file(tmp_path, "two.csv", header + "\n" + second)
+    with pytest.raises(RegisterImportError) as raised:
+        import_register(session, [one, two], "MDO")
+    assert [str(e) for e in raised.value.errors] == [f"{two}:3: {error} {one}:2"]
+    assert count(session, model) == 0

@@ -22,7 +22,8 @@ def import_(
 
     Kinds are told apart by the header: practices (ods_code,name,town,postcode,handles,website),
     doctors (gmc_number,full_name,aliases,handles,practice_ods_code,specialty,town) and
-    recipients (email,name,scope[,immediate_alerts,digest,categories]).
+    recipients (email,name,scope[,immediate_alerts,digest,categories]). A missing preference column
+    leaves existing recipients' choices unchanged; new recipients get every alert and the digest.
     """
     rt = runtime(ctx)
     with rt.transaction() as session:
