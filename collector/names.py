@@ -81,6 +81,8 @@ _SPECIALIST = (
     ("ics", "ician"),
 )
 _X_HANDLE = re.compile(r"^@?([A-Za-z0-9_]{1,15})$")
+_AND = re.compile(r"\band\b", re.IGNORECASE)
+_POSSESSIVE = re.compile(r"['\u2019]s\b")  # "St Mary's" is often written "St Marys"
 
 
 class CommonNamesError(VigilError):
@@ -264,8 +266,23 @@ def practice_forms(name: str, town: str, common: CommonNames) -> list[Form]:
 
     Derived forms keep the practice's distinctive core and swap the generic noun; the core alone
     ("Meanwood", a district) is never a form. A core listed as generic ("Riverside") needs the
-    place, and so does a registered name that is generic without its town.
+    place, and so does a registered name that is generic without its town. Each way of writing
+    the name is a form too: "&" or "and", "St Mary's" or "St Marys".
     """
+    return _dedupe(form for spelling in _spellings(name) for form in _practice_forms(spelling, town, common))
+
+
+def _spellings(name: str) -> list[str]:
+    spellings = [name]
+    if "&" in name:
+        spellings.append(name.replace("&", " and "))
+    elif _AND.search(name):
+        spellings.append(_AND.sub("&", name))
+    spellings += [_POSSESSIVE.sub("s", spelling) for spelling in spellings if _POSSESSIVE.search(spelling)]
+    return spellings
+
+
+def _practice_forms(name: str, town: str, common: CommonNames) -> list[Form]:
     full = fold(name)
     if not full:
         return []
@@ -286,7 +303,7 @@ def practice_forms(name: str, town: str, common: CommonNames) -> list[Form]:
         forms.append(Form(base, base, "practice name", caveat, need))
     for noun in DERIVED_PRACTICE_NOUNS if core else ():
         forms.append(Form(f"{core} {noun}", f"{core} {noun}", "practice name", caveat, need))
-    return _dedupe(forms)
+    return forms
 
 
 def _core(base: str) -> str:
@@ -294,7 +311,18 @@ def _core(base: str) -> str:
 
 
 def _is_generic(distinct: str, common: CommonNames) -> bool:
-    return distinct in common.generic_practice_names or distinct in PRACTICE_NOUNS or len(distinct) < 3
+    generic = _without_final_s(common.generic_practice_names)
+    return _drop_s(distinct) in generic or distinct in PRACTICE_NOUNS or len(distinct) < 3
+
+
+@cache
+def _without_final_s(names: frozenset[str]) -> frozenset[str]:
+    return frozenset(map(_drop_s, names))
+
+
+def _drop_s(name: str) -> str:
+    """ "st marys", "st mary" (folded from "St Mary's") and "the oaks" compare alike."""
+    return " ".join(word[:-1] if len(word) > 3 and word.endswith("s") else word for word in name.split())
 
 
 def practice_place(name: str, common: CommonNames) -> str | None:

@@ -267,6 +267,32 @@ def test_matches_come_in_the_order_of_the_text(matcher: Matcher) -> None:
     assert [(m.doctor_id, m.practice_id) for m in matches] == [(6, None), (4, None), (None, 101)]
 
 
+SPELLINGS = [
+    Entity("practice", 201, "Y20001", ("Church & Oswald Medical Centre",), (), "Leeds"),
+    Entity("practice", 202, "Y20002", ("Kirk and Vale Surgery",), (), "York"),
+    Entity("practice", 203, "Y20003", ("St Mary's Surgery",), (), "Exeter"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Church and Oswald Medical Centre never answer", {"practice:201"}),
+        ("Church & Oswald Medical Centre never answer", {"practice:201"}),
+        ("Kirk & Vale Surgery never answer", {"practice:202"}),
+        ("Kirk and Vale Surgery never answer", {"practice:202"}),
+        ("St Marys Surgery in Exeter never answer", {"practice:203"}),
+        ("St Mary’s Surgery in Exeter never answer", {"practice:203"}),
+        ("St Mary's Surgery never answer", set()),  # a saint's name is shared: it needs the town
+        ("Oswald Medical Centre never answer", set()),  # half a name is not the name
+    ],
+)
+def test_a_practice_name_matches_however_and_and_possessives_are_written(
+    text: str, expected: set[str]
+) -> None:
+    assert named(Matcher.from_entities(SPELLINGS).match(post(text))) == expected
+
+
 def test_a_match_is_a_doctor_or_a_practice_never_both(matcher: Matcher) -> None:
     for match in matcher.match(post("Dr Smith at Meanwood Health Centre @drdansmith")):
         assert (match.doctor_id is None) != (match.practice_id is None)
