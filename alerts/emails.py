@@ -21,11 +21,14 @@ LABEL_TITLES = {
     "praise": "Praise",
     "neutral": "Other mentions",
 }
+# What the posts of an alert may do, as a predicate: it follows "a post naming X that" and "3 posts
+# naming X" alike, so it never depends on the number of posts. An alert has one label, the most
+# serious routed to the recipient, so phrases are used one at a time, never joined.
 LABEL_PHRASES = {
     "threat": "may be threatening",
     "abusive": "may be abusive",
-    "critical": "criticise",
-    "praise": "praise",
+    "critical": "may be critical of them",
+    "praise": "may be praising them",
 }
 
 

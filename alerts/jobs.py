@@ -22,7 +22,7 @@ from alerts.digest import DigestReport, build_digests
 from alerts.operator import notify_operator
 from alerts.outbox import DeliveryReport, deliver
 from alerts.routing import BATCH, RoutingReport, enqueue_due_alerts, lock_routing, route_batch
-from alerts.weeks import Week, due_week
+from alerts.weeks import Week, due_week, require_ended
 from vigil.db import transaction
 from vigil.models import utcnow
 from vigil.runtime import Runtime
@@ -80,3 +80,11 @@ def deliver_outbox(runtime: Runtime, now: datetime | None = None) -> DeliveryRep
 
 def last_complete_week(config: AlertsConfig, now: datetime | None = None) -> Week:
     return Week.containing(now or utcnow(), config.digest.timezone).previous()
+
+
+def chosen_week(config: AlertsConfig, week: str = "", now: datetime | None = None) -> Week:
+    """The week a digest command asks for, which must have ended (a week still running would be
+    digested once, without its last days); last week if it names none."""
+    if not week:
+        return last_complete_week(config, now)
+    return require_ended(Week.parse(week), now or utcnow(), config.digest.timezone)

@@ -86,10 +86,28 @@ def due_week(now: datetime, weekday: int, clock: time, timezone: ZoneInfo) -> We
 
     The digest sent in week N covers week N-1 (the last complete Monday-to-Sunday week), from the
     scheduled time until one day later, so a job that runs every few minutes sends it once (the
-    outbox keys make repeats harmless) and a restart after a short outage still sends it.
+    outbox keys make repeats harmless) and a restart after a short outage still sends it. A late
+    slot (Sunday 23:30) has its day of catch-up in the next ISO week, so last week's slot is
+    checked too; the windows are a day long and a week apart, so at most one is open.
     """
     current = Week.containing(now, timezone)
-    sending_from = scheduled_time(current, weekday, clock, timezone)
-    if sending_from <= now < sending_from + CATCH_UP:
-        return current.previous()
+    for sending in (current, current.previous()):
+        sending_from = scheduled_time(sending, weekday, clock, timezone)
+        if sending_from <= now < sending_from + CATCH_UP:
+            return sending.previous()
     return None
+
+
+def require_ended(week: Week, now: datetime, timezone: ZoneInfo) -> Week:
+    """``week`` if it is over at ``now``; a VigilError naming when it ends otherwise.
+
+    A digest is built once per recipient and week: one built before the week ends would be the
+    only one, and the posts from the rest of the week would never be in any digest.
+    """
+    end = week.end(timezone).astimezone(timezone)
+    if now < end:
+        raise VigilError(
+            f"week {week} has not ended yet: it ends at {end:%H:%M} on {end:%A} {end.day} {end:%B %Y}"
+            f" ({timezone.key}), and only a finished week can be digested"
+        )
+    return week

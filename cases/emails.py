@@ -35,6 +35,7 @@ from cases.views import REASON_TITLES, explain
 from cases.workflow import EntityRef, entity_names, entity_ref, open_cases_for
 from vigil.models import Case, CaseMention, Classification, Mention, MentionEntity, Recipient, Scope
 from vigil.models.cases import OPEN_STATUSES
+from vigil.scope import visible_to
 
 log = logging.getLogger(__name__)
 
@@ -192,17 +193,29 @@ def digest_data(session: Session, config: AlertsConfig, week: Week, recipient: R
     )
     trend = scope_data(session, config, recipient, week)
     members = top_members(session, config, week)
-    flagged = [sum(trend.counts[label][i] for label in FLAGGED_SERIES) for i in range(len(trend.weeks))]
+    flagged = flagged_mentions(session, recipient, start, end)
     return {
         "week": week,
         "new": [case_row(session, config, c) for c in new],
         "open": [case_row(session, config, c) for c in still_open],
         "members": members,
         "trend": trend,
-        "flagged": flagged[-1],
-        "last_flagged": flagged[-2],
-        "quiet": not (new or still_open or flagged[-1]),
+        "flagged": flagged,
+        "last_flagged": flagged_mentions(session, recipient, week.previous().start(timezone), start),
+        "quiet": not (new or still_open or flagged),
     }
+
+
+def flagged_mentions(session: Session, recipient: Recipient, start: datetime, end: datetime) -> int:
+    """Flagged posts the recipient may see, each once: the trend counts a post once per label."""
+    count = session.scalar(
+        select(func.count(Mention.id))
+        .join(Classification, Classification.mention_id == Mention.id)
+        .where(
+            flagged_condition(), Mention.created_at >= start, Mention.created_at < end, visible_to(recipient)
+        )
+    )
+    return int(count or 0)
 
 
 def case_row(session: Session, config: AlertsConfig, case: Case) -> dict[str, Any]:

@@ -222,3 +222,18 @@ def test_a_quiet_week_follows_the_digest_quiet_week_setting(
     skipping.close()
     assert send_due_digest(rt, week=WEEK, now=DIGEST_DUE) == 1
     assert "0 new, 0 still open" in inbox.messages[0]["Subject"]
+
+
+def test_a_post_with_several_flagged_labels_is_one_flagged_mention(
+    session: Session, rt: Runtime, inbox: Inbox, post: Post, org: Tenancy, alice: Tenancy
+) -> None:
+    every_flag = ("threat", "abusive", "critical")
+    post(alice.doctors[0], at=T0 - timedelta(days=7), labels=every_flag)  # the week before
+    post(alice.doctors[0], at=T0, labels=every_flag)
+    post(alice.doctors[0], at=T0 + hours(1), labels=("praise",))  # not flagged
+    assert send_due_digest(rt, week=WEEK, now=DIGEST_DUE) == 1
+    [message] = inbox.messages
+    text, html = body(message, "plain"), body(message, "html")
+    assert "Members had 1 flagged mention (threats, abuse or criticism), against 1 the week before." in text
+    assert "Members had 1 flagged mention (threats, abuse or criticism) in the week of" in html
+    assert "- Dr Amira Hassan (GMC 1000001): 1 (the week before: 1)" in text

@@ -51,19 +51,18 @@ def retry(
 @digest_app.command("send")
 def digest_send(
     ctx: typer.Context,
-    week: str = typer.Option("", "--week", help="ISO week to digest, e.g. 2026-W45; default: last week."),
+    week: str = typer.Option("", "--week", help="A finished ISO week, e.g. 2026-W45; default: last week."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show who would get what; build and send nothing."),
 ) -> None:
     """Build the weekly digests (each recipient and week once, however often this runs) and send them."""
     from alerts.config import load_config
     from alerts.digest import build_digests
-    from alerts.jobs import last_complete_week
+    from alerts.jobs import chosen_week
     from alerts.outbox import deliver
-    from alerts.weeks import Week
 
     rt = runtime(ctx)
     config = load_config(rt.settings)
-    target = Week.parse(week) if week else last_complete_week(config)
+    target = chosen_week(config, week)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"Digests for {target}", total=None)
         report = build_digests(

@@ -169,15 +169,15 @@ def update(
 @app.command()
 def digest(
     ctx: typer.Context,
-    week: str = typer.Option("", "--week", help="ISO week, e.g. 2026-W45; default: last week."),
+    week: str = typer.Option("", "--week", help="A finished ISO week, e.g. 2026-W45; default: last week."),
 ) -> None:
     """Queue and send the weekly organisation digest now (each recipient and week once)."""
     from alerts.config import load_config
-    from alerts.jobs import last_complete_week
-    from alerts.weeks import Week
+    from alerts.jobs import chosen_week
     from cases.jobs import send_due_digest
 
     rt = runtime(ctx)
-    target = Week.parse(week) if week else last_complete_week(load_config(rt.settings))
+    config = load_config(rt.settings)
+    target = chosen_week(config, week)
     queued = send_due_digest(rt, week=target)
     console.print(f"Organisation digest for {target}: {queued or 0} emails queued (none if already sent).")

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import cast
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from alerts.config import AlertsConfig, load_config
+from alerts.jobs import route_new_mentions
+from tests.alerts.conftest import NOW, Factory
+from tests.conftest import Tenancy
+from vigil.models import OutboxMessage
+from vigil.settings import Settings
+
+EVERY_LABEL_AT_ONCE = (
+    '{"threat": ["entity"], "abusive": ["entity"], "critical": ["entity"], "praise": ["entity"]}'
+)
+NAMING = "naming Dr Amira Hassan (Alice Road Surgery)"
+
+
+@pytest.fixture
+def config(alert_settings: Settings) -> AlertsConfig:
+    """Every label emailed at once to the practice, as a practice that wants praise too would set it."""
+    return load_config(
+        alert_settings.with_overrides(alerts__immediate=EVERY_LABEL_AT_ONCE, alerts__group_labels="[]")
+    )
+
+
+def alert_emails(session: Session, engine: Engine, config: AlertsConfig) -> list[EmailMessage]:
+    route_new_mentions(engine, config, NOW)
+    session.expire_all()
+    query = select(OutboxMessage.raw).where(OutboxMessage.kind == "alert").order_by(OutboxMessage.id)
+    raws = list(session.scalars(query))
+    session.commit()  # end the read: on SQLite every transaction holds the write lock
+    return [cast(EmailMessage, message_from_bytes(raw, policy=policy.default)) for raw in raws]
+
+
+def body(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None
+    return str(part.get_content())
+
+
+@pytest.mark.parametrize(
+    ("label", "phrase"),
+    [
+        ("threat", "may be threatening"),
+        ("abusive", "may be abusive"),
+        ("critical", "may be critical of them"),
+        ("praise", "may be praising them"),
+    ],
+)
+def test_each_label_reads_as_a_sentence_in_the_alert(
+    session: Session,
+    engine: Engine,
+    config: AlertsConfig,
+    make: Factory,
+    alice: Tenancy,
+    label: str,
+    phrase: str,
+) -> None:
+    make.mention(alice, labels=[label])
+    [message] = alert_emails(session, engine, config)
+    sentence = f"Vigil found a public post {NAMING} that {phrase}."
+    assert sentence in body(message, "plain") and sentence in body(message, "html")
+    assert f"1 public post {NAMING} {phrase}. What to do is below." in body(message, "html")
+
+
+@pytest.mark.parametrize(
+    ("label", "phrase"),
+    [("critical", "may be critical of them"), ("praise", "may be praising them")],
+)
+def test_the_words_for_several_posts_agree_with_them_too(
+    session: Session,
+    engine: Engine,
+    alert_settings: Settings,
+    make: Factory,
+    alice: Tenancy,
+    label: str,
+    phrase: str,
+) -> None:
+    grouped = load_config(
+        alert_settings.with_overrides(
+            alerts__immediate=EVERY_LABEL_AT_ONCE, alerts__group_labels=f'["{label}"]'
+        )
+    )
+    for _ in range(3):
+        make.mention(alice, labels=[label])
+    [message] = alert_emails(session, engine, grouped)
+    assert f"Vigil found 3 public posts {NAMING} that {phrase}." in body(message, "plain")
+    assert f"3 public posts {NAMING} {phrase}. What to do is below." in body(message, "html")
+
+
+def test_a_post_with_several_labels_is_one_alert_in_the_words_of_the_most_serious(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, labels=["critical", "praise"])
+    make.mention(alice, labels=["abusive", "critical"])
+    critical, abusive = alert_emails(session, engine, config)
+    assert f"Vigil found a public post {NAMING} that may be critical of them." in body(critical, "plain")
+    assert f"Vigil found a public post {NAMING} that may be abusive." in body(abusive, "plain")
