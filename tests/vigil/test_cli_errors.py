@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vigil.cli import app
+from vigil.paths import resource_dir
 
 runner = CliRunner()
 
@@ -31,3 +32,16 @@ def test_a_bad_path_or_revision_is_one_clear_line(tmp_path: Path, args: list[str
     assert result.exit_code == 1
     assert message.format(tmp=tmp_path) in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_a_database_without_its_schema_says_to_upgrade_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VIGIL_DATABASE__URL", f"sqlite:///{tmp_path / 'new.db'}")
+    result = runner.invoke(
+        app, ["register", "import", str(resource_dir("config") / "sample" / "register" / "practices.csv")]
+    )
+    assert result.exit_code == 1
+    assert "no such table: practices (the database has no schema yet: run `vigil db upgrade`)" in " ".join(
+        result.output.split()
+    )

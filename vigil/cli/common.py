@@ -8,7 +8,7 @@ import typer
 from alembic.util import CommandError
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from typer.core import TyperGroup
 
 from vigil.errors import VigilError
@@ -32,9 +32,13 @@ class VigilGroup(TyperGroup):
             return super().invoke(ctx)
         except VigilError as exc:
             raise fail(str(exc), exc.exit_code) from exc
-        except OperationalError as exc:
+        except (OperationalError, ProgrammingError) as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise fail(f"database error: {reason}") from exc
+            no_schema = "no such table" in reason or ("relation" in reason and "does not exist" in reason)
+            if isinstance(exc, ProgrammingError) and not no_schema:
+                raise  # a bug, not the database's state: keep the traceback
+            hint = " (the database has no schema yet: run `vigil db upgrade`)" if no_schema else ""
+            raise fail(f"database error: {reason}{hint}") from exc
         except CommandError as exc:  # alembic: an unknown revision
             raise fail(f"migrations: {exc}") from exc
         except OSError as exc:  # a path that is a folder, missing or not writable; a port in use
