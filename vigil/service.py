@@ -82,6 +82,9 @@ def run_pipeline(runtime: Runtime, stop: threading.Event | None = None) -> Pipel
 def _step(name: str, failed: list[str]) -> Iterator[None]:
     try:
         yield
+    except VigilError as exc:  # a known problem (no model, a bad setting): its message says it all
+        log.error("pipeline step %s failed: %s; going on with the next", name, exc)
+        failed.append(name)
     except Exception:
         log.exception("pipeline step %s failed; going on with the next", name)
         failed.append(name)
@@ -142,10 +145,13 @@ JOB_FAILURES: dict[str, int] = {}
 def _recorded(job: str, work: Callable[[], Any]) -> None:
     try:
         result = work()
-    except Exception:
+    except Exception as exc:
         metrics.JOB_RUNS.labels(job, "failed").inc()
         JOB_FAILURES[job] = JOB_FAILURES.get(job, 0) + 1
-        log.exception("job %s failed", job, extra={"job": job})
+        if isinstance(exc, VigilError):  # expected, and explained by its message: no traceback
+            log.error("job %s failed: %s", job, exc, extra={"job": job})
+        else:
+            log.exception("job %s failed", job, extra={"job": job})
         return
     metrics.JOB_RUNS.labels(job, "ok").inc()
     JOB_FAILURES[job] = 0
