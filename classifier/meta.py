@@ -21,7 +21,9 @@ def read_meta(model_dir: Path) -> dict[str, Any]:
     path = model_dir / META_FILE
     if not path.is_file():
         raise ModelError(
-            f"no trained model in {model_dir}: run `vigil model train` to build it from the corpus"
+            f"no trained model in {model_dir.resolve()}: run `vigil model train` to build it from the"
+            " corpus (it copies the model from ~/.cache/vigil/models if this machine trained it already;"
+            " classifier.model_dir is relative to the working directory unless set absolute)"
         )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
