@@ -82,12 +82,18 @@ def run_pipeline(runtime: Runtime, stop: threading.Event | None = None) -> Pipel
 def _step(name: str, failed: list[str]) -> Iterator[None]:
     try:
         yield
-    except VigilError as exc:  # a known problem (no model, a bad setting): its message says it all
-        log.error("pipeline step %s failed: %s; going on with the next", name, exc)
+    except Exception as exc:
+        _log_failure(f"pipeline step {name} failed", exc)
         failed.append(name)
-    except Exception:
-        log.exception("pipeline step %s failed; going on with the next", name)
-        failed.append(name)
+
+
+def _log_failure(what: str, exc: Exception, **extra: Any) -> None:
+    """A known problem (a VigilError: no model, a bad setting) in one line, as its message says it
+    all; anything else with its traceback."""
+    if isinstance(exc, VigilError):
+        log.error("%s: %s", what, exc, extra=extra)
+    else:
+        log.error("%s", what, exc_info=exc, extra=extra)
 
 
 def classify(runtime: Runtime) -> int:
@@ -148,10 +154,7 @@ def _recorded(job: str, work: Callable[[], Any]) -> None:
     except Exception as exc:
         metrics.JOB_RUNS.labels(job, "failed").inc()
         JOB_FAILURES[job] = JOB_FAILURES.get(job, 0) + 1
-        if isinstance(exc, VigilError):  # expected, and explained by its message: no traceback
-            log.error("job %s failed: %s", job, exc, extra={"job": job})
-        else:
-            log.exception("job %s failed", job, extra={"job": job})
+        _log_failure(f"job {job} failed", exc, job=job)
         return
     metrics.JOB_RUNS.labels(job, "ok").inc()
     JOB_FAILURES[job] = 0

@@ -449,8 +449,6 @@ def display_value(declaration: Declaration, value: Any) -> str:
     if declaration.type == "secret":
         return "********" if value else "(not set)"
     if declaration.type == "dburl":
-        from sqlalchemy.engine import make_url
-
         return make_url(value).render_as_string(hide_password=True)
     if isinstance(value, tuple):
         return ", ".join(value) or "(none)"
