@@ -9,6 +9,7 @@ one else may ever see, and ``org`` the defence organisation.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from vigil import migrate
 from vigil.db import make_engine
+from vigil.logs import HANDLER_NAME
 from vigil.models import Base, Doctor, Practice, Recipient, Scope, Tenant, TenantKind
 from vigil.register import organisation_tenant
 from vigil.settings import Settings, load_settings
@@ -35,6 +37,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "backend" in getattr(item, "fixturenames", ()) and "[postgresql" in item.nodeid:
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(autouse=True)
+def _vigil_logging_ends_with_the_test() -> Iterator[None]:
+    """A `vigil` command points the root logger at the test's stderr, which pytest then closes;
+    a server thread logging later (aiosmtpd at shutdown) would hit a closed file."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.handlers[:] = [handler for handler in root.handlers if handler.get_name() != HANDLER_NAME]
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

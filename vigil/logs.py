@@ -43,8 +43,12 @@ class TextFormatter(logging.Formatter):
         return line.replace("\n", "\\n") if not record.exc_info else line
 
 
+HANDLER_NAME = "vigil"
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if settings.log.format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
