@@ -17,16 +17,21 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from alerts.config import AlertsConfig, load_config
 from alerts.outbox import URGENT, enqueue
+from alerts.weeks import Week
 from tests.conftest import Tenancy
+from vigil.cli import app
 from vigil.labels import LABELS
-from vigil.models import Classification, Doctor, Mention, MentionEntity, Practice
+from vigil.models import Classification, Doctor, Mention, MentionEntity, OutboxMessage, Practice
 from vigil.runtime import Runtime
 from vigil.settings import Settings
 
@@ -250,3 +255,21 @@ def smtp_overrides(server: SmtpServer, **more: Any) -> dict[str, Any]:
 @pytest.fixture
 def smtp_settings(alert_settings: Settings, smtp_server: SmtpServer) -> Settings:
     return alert_settings.with_overrides(**smtp_overrides(smtp_server))
+
+
+def assert_unfinished_weeks_refused(command: list[str], session: Session) -> Week:
+    """``command --week`` refuses this week and the next with one clear error and queues nothing;
+    returns this week (every digest command goes through ``alerts.jobs.chosen_week``)."""
+    london = ZoneInfo("Europe/London")
+    this_week = Week.containing(datetime.now(UTC), london)
+    ends = this_week.end(london).astimezone(london)
+    result = CliRunner().invoke(app, [*command, "--week", str(this_week)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: week {this_week} has not ended yet: it ends at 00:00 on Monday {ends.day} {ends:%B %Y}"
+        " (Europe/London), and only a finished week can be digested"
+    )
+    result = CliRunner().invoke(app, [*command, "--week", str(this_week.next())])
+    assert result.exit_code == 1 and f"error: week {this_week.next()} has not ended yet" in result.output
+    assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    return this_week

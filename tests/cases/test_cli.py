@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from alerts.weeks import Week
+from tests.alerts.conftest import assert_unfinished_weeks_refused
 from tests.cases.conftest import Post
 from tests.conftest import Tenancy
 from vigil.cli import app
-from vigil.models import OutboxMessage, utcnow
+from vigil.models import utcnow
 
 runner = CliRunner()
 
@@ -131,18 +129,7 @@ def test_status_shows_open_cases_by_status_and_reason(threat_case: int) -> None:
 
 @pytest.mark.usefixtures("env")
 def test_the_organisation_digest_of_a_week_still_running_is_refused(session: Session, org: Tenancy) -> None:
-    london = ZoneInfo("Europe/London")
-    this_week = Week.containing(utcnow(), london)
-    ends = this_week.end(london).astimezone(london)
-    code, output = vigil("cases", "digest", "--week", str(this_week))
-    assert code == 1
-    assert output.strip() == (
-        f"error: week {this_week} has not ended yet: it ends at 00:00 on Monday {ends.day} {ends:%B %Y}"
-        " (Europe/London), and only a finished week can be digested"
-    )
-    code, output = vigil("cases", "digest", "--week", str(this_week.next()))
-    assert code == 1 and f"error: week {this_week.next()} has not ended yet" in output
-    assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    this_week = assert_unfinished_weeks_refused(["cases", "digest"], session)
     session.commit()  # end the read: on SQLite it holds the write lock
     code, output = vigil("cases", "digest")
     assert code == 0, output

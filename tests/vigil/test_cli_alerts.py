@@ -3,15 +3,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from alerts.weeks import Week
-from tests.alerts.conftest import Factory
+from tests.alerts.conftest import Factory, assert_unfinished_weeks_refused
 from tests.conftest import Tenancy
 from vigil.cli import app
 from vigil.models import OutboxMessage, OutboxStatus
@@ -80,19 +78,8 @@ def test_digest_send_builds_and_sends_a_week_once(
 def test_digest_send_refuses_a_week_that_has_not_ended_and_builds_nothing(
     outbox_dir: Path, session: Session, make: Factory, alice: Tenancy
 ) -> None:
-    london = ZoneInfo("Europe/London")
-    this_week = Week.containing(datetime.now(UTC), london)
     make.mention(alice, labels=["critical"], created_at=datetime.now(UTC))
-    ends = this_week.end(london).astimezone(london)
-    code, output = vigil("digest", "send", "--week", str(this_week))
-    assert code == 1
-    assert output.strip() == (
-        f"error: week {this_week} has not ended yet: it ends at 00:00 on Monday {ends.day} {ends:%B %Y}"
-        " (Europe/London), and only a finished week can be digested"
-    )
-    code, output = vigil("digest", "send", "--week", str(this_week.next()))
-    assert code == 1 and f"error: week {this_week.next()} has not ended yet" in output
-    assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    assert_unfinished_weeks_refused(["digest", "send"], session)
     assert not outbox_dir.exists()
 
 
