@@ -4,6 +4,14 @@ A post is stored once per (source, external id) and once per canonical URL acros
 post that names no registered entity is never stored. Inserts use ``ON CONFLICT DO NOTHING``, so
 a post stored meanwhile by another process is skipped rather than failing the batch. The caller
 owns the transaction: the runner commits a batch together with its source's checkpoint.
+
+A copy of a stored post can name someone the stored one does not: one news article reaches two
+doctors' Google Alerts feeds, each entry with the snippet around its own doctor's name, under the
+same address. The copy's entities are then linked to the stored mention and its text appended,
+and the mention goes back through the pipeline: its labels are dropped (the classifier labels
+the whole text again, and routing then alerts the new entities' recipients, never the same
+recipient twice) and case detection scans it again. Otherwise the second doctor would never hear
+of it, or would see labels given to a snippet about someone else.
 """
 
 from __future__ import annotations
@@ -14,13 +22,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from collector.matching import EntityMatch
 from collector.post import Post
 from collector.urls import canonical_url
-from vigil.models import Mention, MentionEntity
+from vigil.models import Classification, Mention, MentionEntity
 
 MAX_ID = 255
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -31,42 +40,65 @@ class StoreReport:
     stored: int = 0
     duplicates: int = 0
     unmatched: int = 0
+    linked: int = 0  # duplicates that named someone new, linked to the stored mention
 
     def add(self, other: StoreReport) -> None:
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.unmatched += other.unmatched
+        self.linked += other.linked
 
 
 def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[EntityMatch]]]) -> StoreReport:
-    """Store each post that names at least one entity, unless it is stored already."""
+    """Store each post that names at least one entity; a copy of a stored one only adds whom it names."""
     report = StoreReport()
-    seen: set[tuple[str, str] | str] = set()
     for post, matches in matched:
         if not matches:
             report.unmatched += 1
             continue
         values = mention_values(post)
-        keys = {(values["source"], values["external_id"]), values["canonical_url"]} - {None}
-        if keys & seen:
-            report.duplicates += 1
-            continue
-        seen |= keys
         statement = insert_or_skip(session, Mention, values).returning(Mention.id)
         mention_id = session.execute(statement).scalar()
         if mention_id is None:
             report.duplicates += 1
+            report.linked += link_copy(session, values, matches)
             continue
-        session.add_all(entity_rows(mention_id, matches))
+        session.add_all(MentionEntity(**row) for row in entity_rows(mention_id, matches))
         report.stored += 1
     session.flush()
     return report
 
 
-def insert_or_skip(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
+def link_copy(session: Session, values: dict[str, Any], matches: Sequence[EntityMatch]) -> int:
+    """Link the entities a copy names that its stored mention lacks; 1 if there were any."""
+    same = (Mention.source == values["source"]) & (Mention.external_id == values["external_id"])
+    if values["canonical_url"] is not None:
+        same = or_(same, Mention.canonical_url == values["canonical_url"])
+    stored = session.scalars(
+        select(Mention).where(same).order_by(Mention.id).limit(1).with_for_update()
+    ).one()
+    statement = insert_or_skip(session, MentionEntity, entity_rows(stored.id, matches))
+    if not session.execute(statement.returning(MentionEntity.id)).all():  # each entity is linked once
+        return 0
+    if values["text"] not in stored.text:
+        stored.text = f"{stored.text}\n\n{values['text']}"
+    send_back_through_pipeline(session, stored)
+    return 1
+
+
+def send_back_through_pipeline(session: Session, mention: Mention) -> None:
+    """Drop the labels and the claims of workers busy with the old text (their results are
+    discarded), so the classifier labels the mention again, then routing and detection see it anew."""
+    session.execute(delete(Classification).where(Classification.mention_id == mention.id))
+    mention.classify_claimed_by = mention.classify_claimed_at = None
+    mention.detect_claimed_by = mention.detect_claimed_at = mention.detected_at = None
+    session.flush()
+
+
+def insert_or_skip(session: Session, model: type[Any], values: dict[str, Any] | list[dict[str, Any]]) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL alike."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    return insert(model).values(**values).on_conflict_do_nothing()
+    return insert(model).values(values).on_conflict_do_nothing()
 
 
 def mention_values(post: Post) -> dict[str, Any]:
@@ -87,19 +119,18 @@ def mention_values(post: Post) -> dict[str, Any]:
     }
 
 
-def entity_rows(mention_id: int, matches: Sequence[EntityMatch]) -> list[MentionEntity]:
-    rows: dict[tuple[int | None, int | None], MentionEntity] = {}
+def entity_rows(mention_id: int, matches: Sequence[EntityMatch]) -> list[dict[str, Any]]:
+    rows: dict[tuple[int | None, int | None], dict[str, Any]] = {}
     for match in matches:
-        key = (match.doctor_id, match.practice_id)
         rows.setdefault(
-            key,
-            MentionEntity(
-                mention_id=mention_id,
-                doctor_id=match.doctor_id,
-                practice_id=match.practice_id,
-                matched_text=clean(match.matched_text)[:MAX_ID],
-                reason=clean(match.reason),
-            ),
+            (match.doctor_id, match.practice_id),
+            {
+                "mention_id": mention_id,
+                "doctor_id": match.doctor_id,
+                "practice_id": match.practice_id,
+                "matched_text": clean(match.matched_text)[:MAX_ID],
+                "reason": clean(match.reason),
+            },
         )
     return list(rows.values())
 

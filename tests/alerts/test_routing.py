@@ -11,9 +11,12 @@ from sqlalchemy.orm import Session
 from alerts.config import AlertsConfig, load_config
 from alerts.jobs import route_new_mentions
 from alerts.routing import RoutingReport
+from collector.matching import EntityMatch
+from collector.post import Post
+from collector.store import store_matched
 from tests.alerts.conftest import NOW, Factory
 from tests.conftest import Tenancy
-from vigil.models import Alert, AlertMention, OutboxMessage, Recipient, Scope
+from vigil.models import Alert, AlertMention, Classification, OutboxMessage, Recipient, Scope
 from vigil.settings import Settings
 
 
@@ -254,3 +257,32 @@ def test_the_settings_decide_which_labels_go_out_at_once_and_to_whom(
     route(engine, config)
     assert alert_recipients(session) == [org.recipient.email]  # type: ignore[union-attr]
     assert alerts_sent(session)[0].subject.startswith("[Vigil] Criticism:")
+
+
+def test_a_copy_naming_another_doctor_alerts_their_practice_once_relabelled_and_no_one_twice(
+    session: Session,
+    engine: Engine,
+    config: AlertsConfig,
+    make: Factory,
+    alice: Tenancy,
+    bob: Tenancy,
+    org: Tenancy,
+) -> None:
+    mention = make.mention(alice, labels=["threat"], source="rss", url="https://news.example/gp-row")
+    mention.canonical_url = mention.url  # as the collector stores it
+    session.commit()
+    route(engine, config)
+    copy = Post(
+        "rss", "alert:2", mention.url, "", mention.created_at, "Dr Benedict Osei should watch his back"
+    )
+    store_matched(session, [(copy, [EntityMatch(bob.doctors[0].id, None, "Benedict Osei", "name")])])
+    session.commit()
+    assert route(engine, config).routed == 0  # it waits for its new labels
+    mention.classification = Classification(
+        model_id="test-model", model_version="1", threat=True, classified_at=NOW - timedelta(minutes=1)
+    )
+    session.commit()
+    assert route(engine, config).routed == 1
+    assert alert_recipients(session) == sorted(
+        [alice.recipient.email, org.recipient.email, bob.recipient.email]  # type: ignore[union-attr]
+    )

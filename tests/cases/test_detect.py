@@ -10,9 +10,12 @@ from sqlalchemy.orm import Session
 
 from cases.detect import DetectionSettings
 from cases.workflow import update_case
+from collector.matching import EntityMatch
+from collector.post import Post as CollectedPost
+from collector.store import store_matched
 from tests.cases.conftest import T0, Entity, Post, cases_of, hours, run_detection
 from tests.conftest import Tenancy
-from vigil.models import CaseEvent, CaseStatus, Mention, Severity
+from vigil.models import CaseEvent, CaseStatus, Classification, Mention, Severity
 
 
 def busy_history(post: Post, entity: Entity, per_day: int, days: int = 28) -> None:
@@ -169,6 +172,20 @@ def test_a_threat_naming_a_doctor_and_their_practice_is_one_case(
         (alice.doctors[0].id, None),
         (None, alice.practice.id),
     }
+
+
+def test_a_threat_case_takes_in_the_doctor_a_copy_of_its_post_names(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy
+) -> None:
+    mention = post(alice.doctors[0], at=T0, labels=("threat",))
+    mention.canonical_url = mention.url  # as the collector stores it
+    run_detection(session, config, now=T0 + hours(0.2))
+    copy = CollectedPost("rss", "copy", mention.url, "", T0, "and Dr Benedict Osei too")
+    store_matched(session, [(copy, [EntityMatch(bob.doctors[0].id, None, "Benedict Osei", "name")])])
+    mention.classification = Classification(model_id="test", model_version="1", threat=True)
+    run_detection(session, config, now=T0 + hours(0.5))
+    [case] = cases_of(session, "threat")  # one post, one case, as for a post naming both at once
+    assert sorted(e.doctor_id for e in case.entities) == [alice.doctors[0].id, bob.doctors[0].id]
 
 
 def test_posts_older_than_the_maximum_age_open_nothing(

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from collector.matching import EntityMatch
 from collector.post import Post
 from collector.store import store_matched
 from tests.conftest import Tenancy
-from vigil.models import Mention, MentionEntity
+from vigil.models import Classification, Mention, MentionEntity
 
 WHEN = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
@@ -78,7 +80,8 @@ def test_it_stores_a_post_once_when_another_source_finds_it_at_the_same_url(
 def test_it_stores_a_post_found_twice_in_one_batch_once(session: Session, alice: Tenancy) -> None:
     report = store_matched(session, [(post(), names_doctor(alice)), (post(), names_doctor(alice))])
     session.commit()
-    assert (report.stored, report.duplicates) == (1, 1)
+    assert (report.stored, report.duplicates, report.linked) == (1, 1, 0)
+    assert count(session, MentionEntity) == 1
 
 
 def test_posts_without_a_url_are_told_apart_by_their_ids(session: Session, alice: Tenancy) -> None:
@@ -123,3 +126,96 @@ def test_half_an_emoji_does_not_stop_the_post_being_stored(session: Session, ali
     store_matched(session, [(cut, names_doctor(alice))])
     session.commit()
     assert session.scalars(select(Mention.text)).one() == "Dr Amira Hassan \ufffd in Leeds"
+
+
+def alert_entry(feed: str, text: str) -> Post:
+    """One article as it reaches one doctor's Google Alerts feed: its own entry id, the same address."""
+    return Post(
+        "rss", f"tag:google.com,2013:googlealerts/feed:{feed}", "https://news.example/gp-row", "", WHEN, text
+    )
+
+
+def names(tenancy: Tenancy, text: str) -> list[EntityMatch]:
+    return [EntityMatch(tenancy.doctors[0].id, None, text, "name + town")]
+
+
+def test_a_copy_naming_someone_new_links_them_and_adds_its_text(
+    session: Session, alice: Tenancy, bob: Tenancy
+) -> None:
+    first = alert_entry("1", "Row at Leeds surgery: Dr Amira Hassan said")
+    second = alert_entry("2", "Dr Benedict Osei, who moved from Bristol, should watch his back")
+    store_matched(session, [(first, names(alice, "Amira Hassan"))])
+    session.commit()
+    report = store_matched(session, [(second, names(bob, "Benedict Osei"))])
+    session.commit()
+    mention = session.scalars(select(Mention)).one()
+    assert (report.stored, report.duplicates, report.linked) == (0, 1, 1)
+    assert [e.doctor_id for e in mention.entities] == [alice.doctors[0].id, bob.doctors[0].id]
+    assert mention.text == f"{first.text}\n\n{second.text}"
+
+
+def test_copies_in_one_batch_are_merged_the_same_way(session: Session, alice: Tenancy, bob: Tenancy) -> None:
+    first = alert_entry("1", "Dr Amira Hassan of Leeds")
+    second = alert_entry("2", "Dr Benedict Osei of Bristol")
+    report = store_matched(
+        session, [(first, names(alice, "Amira Hassan")), (second, names(bob, "Benedict Osei"))]
+    )
+    session.commit()
+    mention = session.scalars(select(Mention)).one()
+    assert (report.stored, report.linked) == (1, 1)
+    assert len(mention.entities) == 2 and "Benedict Osei" in mention.text
+
+
+def test_a_labelled_mention_that_gains_an_entity_is_labelled_and_scanned_again(
+    session: Session, alice: Tenancy, bob: Tenancy
+) -> None:
+    store_matched(session, [(alert_entry("1", "Dr Amira Hassan of Leeds"), names(alice, "Amira Hassan"))])
+    mention = session.scalars(select(Mention)).one()
+    mention.classification = Classification(model_id="m", model_version="1", praise=True)
+    mention.detected_at = mention.classify_claimed_at = WHEN
+    mention.classify_claimed_by = "worker:1:abc"
+    session.commit()
+    store_matched(session, [(alert_entry("2", "Dr Benedict Osei of Bristol"), names(bob, "Benedict Osei"))])
+    session.commit()
+    session.expire_all()
+    assert count(session, Classification) == 0
+    assert (mention.detected_at, mention.classify_claimed_by, mention.classify_claimed_at) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_a_copy_naming_no_one_new_changes_nothing(session: Session, alice: Tenancy) -> None:
+    store_matched(session, [(alert_entry("1", "Dr Amira Hassan of Leeds"), names(alice, "Amira Hassan"))])
+    mention = session.scalars(select(Mention)).one()
+    mention.classification = Classification(model_id="m", model_version="1", praise=True)
+    session.commit()
+    report = store_matched(session, [(alert_entry("2", "Dr Hassan again"), names(alice, "Dr Hassan"))])
+    session.commit()
+    session.expire_all()
+    assert (report.duplicates, report.linked) == (1, 0)
+    assert mention.text == "Dr Amira Hassan of Leeds" and len(mention.entities) == 1
+    assert count(session, Classification) == 1
+
+
+def test_an_entity_is_never_linked_twice_to_one_mention(session: Session, alice: Tenancy) -> None:
+    store_matched(session, [(post(), names_doctor(alice))])
+    session.commit()
+    mention_id = session.scalars(select(Mention.id)).one()
+    session.add(MentionEntity(mention_id=mention_id, doctor_id=alice.doctors[0].id, matched_text="Hassan"))
+    with pytest.raises(IntegrityError):
+        session.commit()
+
+
+def test_a_copy_without_an_address_is_merged_only_with_its_own_post(
+    session: Session, alice: Tenancy, bob: Tenancy
+) -> None:
+    other = Post("files", "other", "", "", WHEN, "Dr Amira Hassan in Leeds")
+    first = Post("files", "a", "", "", WHEN, "Dr Amira Hassan in Leeds")
+    store_matched(session, [(other, names(alice, "Amira Hassan")), (first, names(alice, "Amira Hassan"))])
+    copy = Post("files", "a", "", "", WHEN, "Dr Benedict Osei in Bristol")
+    store_matched(session, [(copy, names(bob, "Benedict Osei"))])
+    session.commit()
+    texts = {row.external_id: row.text for row in session.execute(select(Mention.external_id, Mention.text))}
+    assert texts == {"other": "Dr Amira Hassan in Leeds", "a": f"Dr Amira Hassan in Leeds\n\n{copy.text}"}

@@ -68,7 +68,12 @@ class MentionEntity(Base):
     doctor: Mapped[Doctor | None] = relationship()
     practice: Mapped[Practice | None] = relationship()
 
-    __table_args__ = (CheckConstraint("(doctor_id IS NULL) <> (practice_id IS NULL)", name="one_entity"),)
+    __table_args__ = (
+        CheckConstraint("(doctor_id IS NULL) <> (practice_id IS NULL)", name="one_entity"),
+        # Each entity linked once per mention (NULLs are distinct, so each index covers one kind).
+        Index("uq_mention_entities_doctor", "mention_id", "doctor_id", unique=True),
+        Index("uq_mention_entities_practice", "mention_id", "practice_id", unique=True),
+    )
 
 
 class Classification(Base):
