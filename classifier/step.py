@@ -81,33 +81,21 @@ def classify_pending(
                 release(session, Mention, ids, Mention.classify_claimed_by, Mention.classify_claimed_at)
             raise
         with runtime.transaction() as session:
-            stored = store(session, classifier, dict(zip(ids, predictions, strict=True)), token)
-        done += stored
+            store(session, classifier, dict(zip(ids, predictions, strict=True)), token)
+        done += len(ids)
         log.info(
             "classified mentions",
-            extra={"count": stored, "model": classifier.model_id, "version": classifier.version},
+            extra={"count": len(ids), "model": classifier.model_id, "version": classifier.version},
         )
         if on_batch:
-            on_batch(stored)
+            on_batch(len(ids))
     return done
 
 
-def store(session: Session, classifier: Classifier, predictions: dict[int, Prediction], token: str) -> int:
-    """Write (or replace) the labels and release this worker's claim, in the caller's transaction;
-    return how many mentions were labelled.
-
-    Only mentions this worker still holds are written: a mention whose text grew meanwhile (a copy
-    naming someone new, see ``collector.store``) lost its claim and must be labelled again. The
-    rows are locked (on PostgreSQL) so that the text cannot grow between this check and the write.
-    """
-    held = session.scalars(
-        select(Mention.id)
-        .where(Mention.id.in_(list(predictions)), Mention.classify_claimed_by == token)
-        .with_for_update()
-    )
-    predictions = {mention_id: predictions[mention_id] for mention_id in held}
+def store(session: Session, classifier: Classifier, predictions: dict[int, Prediction], token: str) -> None:
+    """Write (or replace) the labels and release this worker's claim, in the caller's transaction."""
     if not predictions:
-        return 0
+        return
     now = utcnow()
     rows = [
         {
@@ -131,4 +119,3 @@ def store(session: Session, classifier: Classifier, predictions: dict[int, Predi
         .values(classify_claimed_by=None, classify_claimed_at=None)
         .execution_options(synchronize_session=False)
     )
-    return len(predictions)

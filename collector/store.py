@@ -5,13 +5,15 @@ post that names no registered entity is never stored. Inserts use ``ON CONFLICT 
 a post stored meanwhile by another process is skipped rather than failing the batch. The caller
 owns the transaction: the runner commits a batch together with its source's checkpoint.
 
-A copy of a stored post can name someone the stored one does not: one news article reaches two
-doctors' Google Alerts feeds, each entry with the snippet around its own doctor's name, under the
-same address. The copy's entities are then linked to the stored mention and its text appended,
-and the mention goes back through the pipeline: its labels are dropped (the classifier labels
-the whole text again, and routing then alerts the new entities' recipients, never the same
-recipient twice) and case detection scans it again. Otherwise the second doctor would never hear
-of it, or would see labels given to a snippet about someone else.
+Another entry at a stored post's address can name someone the stored post does not: one news
+article reaches two doctors' Google Alerts feeds, each entry with the snippet around its own
+doctor's name. It is stored as its own mention (``copy_of`` the first; its address left out of
+the unique key), linked only to those not yet linked at that address, so each practice sees its
+own snippet with its own labels and nothing of another member's. The same post seen again after
+the register has grown (its text already stored) is linked to the new entities instead, and sent
+back through labelling, so that routing alerts the new entities' recipients (never one twice) and
+case detection scans it again. Posts without an address are never joined this way: their ids are
+typed by people (file imports), and two unrelated rows can share one.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from collector.matching import EntityMatch
 from collector.post import Post
@@ -40,7 +42,7 @@ class StoreReport:
     stored: int = 0
     duplicates: int = 0
     unmatched: int = 0
-    linked: int = 0  # duplicates that named someone new, linked to the stored mention
+    linked: int = 0  # posts seen again that named someone new, now linked to them
 
     def add(self, other: StoreReport) -> None:
         self.stored += other.stored
@@ -50,49 +52,79 @@ class StoreReport:
 
 
 def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[EntityMatch]]]) -> StoreReport:
-    """Store each post that names at least one entity; a copy of a stored one only adds whom it names."""
+    """Store each post that names at least one entity, once; see the module notes for copies."""
     report = StoreReport()
     for post, matches in matched:
         if not matches:
             report.unmatched += 1
             continue
         values = mention_values(post)
-        statement = insert_or_skip(session, Mention, values).returning(Mention.id)
-        mention_id = session.execute(statement).scalar()
-        if mention_id is None:
+        stored = insert_mention(session, values, matches)
+        outcome = "stored" if stored else store_copy(session, values, matches)
+        if outcome == "stored":
+            report.stored += 1
+        else:
             report.duplicates += 1
-            report.linked += link_copy(session, values, matches)
-            continue
-        session.add_all(MentionEntity(**row) for row in entity_rows(mention_id, matches))
-        report.stored += 1
+            report.linked += outcome == "linked"
     session.flush()
     return report
 
 
-def link_copy(session: Session, values: dict[str, Any], matches: Sequence[EntityMatch]) -> int:
-    """Link the entities a copy names that its stored mention lacks; 1 if there were any."""
-    same = (Mention.source == values["source"]) & (Mention.external_id == values["external_id"])
-    if values["canonical_url"] is not None:
-        same = or_(same, Mention.canonical_url == values["canonical_url"])
-    stored = session.scalars(
-        select(Mention).where(same).order_by(Mention.id).limit(1).with_for_update()
-    ).one()
-    statement = insert_or_skip(session, MentionEntity, entity_rows(stored.id, matches))
-    if not session.execute(statement.returning(MentionEntity.id)).all():  # each entity is linked once
-        return 0
-    if values["text"] not in stored.text:
-        stored.text = f"{stored.text}\n\n{values['text']}"
-    send_back_through_pipeline(session, stored)
-    return 1
+def insert_mention(session: Session, values: dict[str, Any], matches: Sequence[EntityMatch]) -> bool:
+    """Insert the mention and its entities; False if its keys are taken."""
+    statement = insert_or_skip(session, Mention, values).returning(Mention.id)
+    mention_id = session.execute(statement).scalar()
+    if mention_id is None:
+        return False
+    session.add_all(MentionEntity(**row) for row in entity_rows(mention_id, matches))
+    return True
 
 
-def send_back_through_pipeline(session: Session, mention: Mention) -> None:
-    """Drop the labels and the claims of workers busy with the old text (their results are
-    discarded), so the classifier labels the mention again, then routing and detection see it anew."""
-    session.execute(delete(Classification).where(Classification.mention_id == mention.id))
-    mention.classify_claimed_by = mention.classify_claimed_at = None
-    mention.detect_claimed_by = mention.detect_claimed_at = mention.detected_at = None
-    session.flush()
+def store_copy(session: Session, values: dict[str, Any], matches: Sequence[EntityMatch]) -> str | None:
+    """A post whose keys are taken: "stored" as a copy, "linked" to new entities, or None."""
+    address = values["canonical_url"]
+    if address is None:
+        return None
+    first = select(Mention.id).where(Mention.canonical_url == address).scalar_subquery()
+    family = list(
+        session.scalars(
+            select(Mention)
+            .where(or_(Mention.id == first, Mention.copy_of == first))
+            .order_by(Mention.id)
+            .options(selectinload(Mention.entities))
+        )
+    )
+    linked = {(entity.doctor_id, entity.practice_id) for mention in family for entity in mention.entities}
+    new = [match for match in matches if (match.doctor_id, match.practice_id) not in linked]
+    if not family or not new:
+        return None
+    same = next((mention for mention in family if values["text"] in mention.text), None)
+    if same is None:
+        copy = {**values, "canonical_url": None, "copy_of": family[0].id}
+        return "stored" if insert_mention(session, copy, new) else None
+    statement = insert_or_skip(session, MentionEntity, entity_rows(same.id, new))
+    if not session.execute(statement.returning(MentionEntity.id)).all():  # linked meanwhile
+        return None
+    send_back_through_pipeline(session, same.id)
+    return "linked"
+
+
+def send_back_through_pipeline(session: Session, mention_id: int) -> None:
+    """Label the mention again (the same text, so the same labels) so that routing, keyed on when
+    it was labelled, sees its new entities; and let case detection scan it again."""
+    session.execute(
+        update(Mention)
+        .where(Mention.id == mention_id)
+        .values(
+            classify_claimed_by=None,
+            classify_claimed_at=None,
+            detected_at=None,
+            detect_claimed_by=None,
+            detect_claimed_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(delete(Classification).where(Classification.mention_id == mention_id))
 
 
 def insert_or_skip(session: Session, model: type[Any], values: dict[str, Any] | list[dict[str, Any]]) -> Any:

@@ -14,6 +14,7 @@ from alerts.routing import RoutingReport
 from collector.matching import EntityMatch
 from collector.post import Post
 from collector.store import store_matched
+from collector.urls import canonical_url
 from tests.alerts.conftest import NOW, Factory
 from tests.conftest import Tenancy
 from vigil.models import Alert, AlertMention, Classification, OutboxMessage, Recipient, Scope
@@ -259,7 +260,7 @@ def test_the_settings_decide_which_labels_go_out_at_once_and_to_whom(
     assert alerts_sent(session)[0].subject.startswith("[Vigil] Criticism:")
 
 
-def test_a_copy_naming_another_doctor_alerts_their_practice_once_relabelled_and_no_one_twice(
+def test_a_post_seen_again_naming_a_newly_registered_doctor_alerts_only_their_practice(
     session: Session,
     engine: Engine,
     config: AlertsConfig,
@@ -268,16 +269,20 @@ def test_a_copy_naming_another_doctor_alerts_their_practice_once_relabelled_and_
     bob: Tenancy,
     org: Tenancy,
 ) -> None:
-    mention = make.mention(alice, labels=["threat"], source="rss", url="https://news.example/gp-row")
-    mention.canonical_url = mention.url  # as the collector stores it
+    mention = make.mention(
+        alice, labels=["threat"], text="Dr Amira Hassan and Dr Benedict Osei: watch your backs"
+    )
+    mention.canonical_url = canonical_url(mention.url)  # as the collector stores it
     session.commit()
     route(engine, config)
-    copy = Post(
-        "rss", "alert:2", mention.url, "", mention.created_at, "Dr Benedict Osei should watch his back"
-    )
-    store_matched(session, [(copy, [EntityMatch(bob.doctors[0].id, None, "Benedict Osei", "name")])])
+    again = Post("x", mention.external_id, mention.url, mention.author, mention.created_at, mention.text)
+    matches = [EntityMatch(t.doctors[0].id, None, t.doctors[0].full_name, "name") for t in (alice, bob)]
+    assert store_matched(session, [(again, matches)]).linked == 1
     session.commit()
-    assert route(engine, config).routed == 0  # it waits for its new labels
+    session.refresh(mention)
+    assert mention.classification is None  # it waits to be labelled again
+    session.commit()  # end the read: on SQLite every transaction holds the write lock
+    assert route(engine, config).routed == 0
     mention.classification = Classification(
         model_id="test-model", model_version="1", threat=True, classified_at=NOW - timedelta(minutes=1)
     )

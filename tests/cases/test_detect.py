@@ -13,6 +13,7 @@ from cases.workflow import update_case
 from collector.matching import EntityMatch
 from collector.post import Post as CollectedPost
 from collector.store import store_matched
+from collector.urls import canonical_url
 from tests.cases.conftest import T0, Entity, Post, cases_of, hours, run_detection
 from tests.conftest import Tenancy
 from vigil.models import CaseEvent, CaseStatus, Classification, Mention, Severity
@@ -174,14 +175,17 @@ def test_a_threat_naming_a_doctor_and_their_practice_is_one_case(
     }
 
 
-def test_a_threat_case_takes_in_the_doctor_a_copy_of_its_post_names(
+def test_a_threat_case_takes_in_a_doctor_its_post_is_found_to_name_later(
     session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy
 ) -> None:
-    mention = post(alice.doctors[0], at=T0, labels=("threat",))
-    mention.canonical_url = mention.url  # as the collector stores it
+    mention = post(alice.doctors[0], at=T0, labels=("threat",), text="Dr Hassan and Dr Osei: watch out")
+    mention.canonical_url = canonical_url(mention.url)  # as the collector stores it
     run_detection(session, config, now=T0 + hours(0.2))
-    copy = CollectedPost("rss", "copy", mention.url, "", T0, "and Dr Benedict Osei too")
-    store_matched(session, [(copy, [EntityMatch(bob.doctors[0].id, None, "Benedict Osei", "name")])])
+    again = CollectedPost("x", mention.external_id, mention.url, mention.author, T0, mention.text)
+    matches = [EntityMatch(t.doctors[0].id, None, t.doctors[0].full_name, "name") for t in (alice, bob)]
+    assert store_matched(session, [(again, matches)]).linked == 1
+    session.commit()
+    session.refresh(mention)
     mention.classification = Classification(model_id="test", model_version="1", threat=True)
     run_detection(session, config, now=T0 + hours(0.5))
     [case] = cases_of(session, "threat")  # one post, one case, as for a post naming both at once

@@ -7,12 +7,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from classifier.model import Classifier, Prediction, load_classifier
+from classifier.model import Classifier, load_classifier
 from classifier.step import classify_pending, count, stale, unclassified
-from collector.matching import EntityMatch
-from collector.post import Post
-from collector.store import store_matched
-from tests.conftest import Tenancy
 from vigil.models import Classification, Mention
 from vigil.runtime import Runtime
 from vigil.settings import Settings
@@ -152,35 +148,3 @@ def test_a_limit_stops_after_that_many_mentions(
     add_mentions(session, TEXTS)
     assert classify_pending(rt, classifier, limit=3) == 3
     assert len(classifications(session)) == 3
-
-
-def test_a_mention_whose_text_grows_while_it_is_labelled_is_labelled_again_with_the_new_text(
-    session: Session,
-    rt: Runtime,
-    classifier: Classifier,
-    alice: Tenancy,
-    bob: Tenancy,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    url = "https://news.example/gp-row"
-    first = Post("rss", "alert:1", url, "", datetime(2026, 11, 2, tzinfo=UTC), "Dr Amira Hassan of Leeds")
-    copy = Post("rss", "alert:2", url, "", first.created_at, "Dr Benedict Osei should watch his back")
-    store_matched(session, [(first, [EntityMatch(alice.doctors[0].id, None, "Amira Hassan", "name")])])
-    session.commit()
-    seen: list[list[str]] = []
-    predict = classifier.predict
-
-    def predict_while_a_copy_arrives(texts: list[str]) -> list[Prediction]:
-        seen.append(list(texts))
-        if len(seen) == 1:
-            with rt.transaction() as other:
-                store_matched(
-                    other, [(copy, [EntityMatch(bob.doctors[0].id, None, "Benedict Osei", "name")])]
-                )
-        return predict(texts)
-
-    monkeypatch.setattr(classifier, "predict", predict_while_a_copy_arrives)
-    assert classify_pending(rt, classifier) == 1
-    assert seen == [[first.text], [f"{first.text}\n\n{copy.text}"]]
-    [row] = classifications(session)
-    assert row.scores == pytest.approx(predict([seen[1][0]])[0].scores, abs=1e-3)

@@ -135,68 +135,101 @@ def alert_entry(feed: str, text: str) -> Post:
     )
 
 
-def names(tenancy: Tenancy, text: str) -> list[EntityMatch]:
-    return [EntityMatch(tenancy.doctors[0].id, None, text, "name + town")]
+def names(*tenancies: Tenancy) -> list[EntityMatch]:
+    return [EntityMatch(t.doctors[0].id, None, t.doctors[0].full_name, "name + town") for t in tenancies]
 
 
-def test_a_copy_naming_someone_new_links_them_and_adds_its_text(
+def mentions(session: Session) -> list[Mention]:
+    session.expire_all()
+    return list(session.scalars(select(Mention).order_by(Mention.id)))
+
+
+def linked(mention: Mention) -> list[int | None]:
+    return [entity.doctor_id for entity in mention.entities]
+
+
+def labelled(session: Session, mention: Mention) -> None:
+    """As the classifier and case detection leave a mention."""
+    mention.classification = Classification(model_id="m", model_version="1", praise=True)
+    mention.detected_at = WHEN
+    session.commit()
+
+
+def test_another_entry_at_the_address_naming_someone_new_is_their_own_mention(
     session: Session, alice: Tenancy, bob: Tenancy
 ) -> None:
     first = alert_entry("1", "Row at Leeds surgery: Dr Amira Hassan said")
     second = alert_entry("2", "Dr Benedict Osei, who moved from Bristol, should watch his back")
-    store_matched(session, [(first, names(alice, "Amira Hassan"))])
+    store_matched(session, [(first, names(alice))])
     session.commit()
-    report = store_matched(session, [(second, names(bob, "Benedict Osei"))])
+    report = store_matched(session, [(second, names(alice, bob))])  # its snippet names both
     session.commit()
-    mention = session.scalars(select(Mention)).one()
-    assert (report.stored, report.duplicates, report.linked) == (0, 1, 1)
-    assert [e.doctor_id for e in mention.entities] == [alice.doctors[0].id, bob.doctors[0].id]
-    assert mention.text == f"{first.text}\n\n{second.text}"
+    stored, copy = mentions(session)
+    assert (report.stored, report.duplicates) == (1, 0)
+    assert (stored.text, linked(stored)) == (first.text, [alice.doctors[0].id])
+    assert (copy.text, linked(copy)) == (second.text, [bob.doctors[0].id])  # each doctor once
+    assert (copy.copy_of, copy.canonical_url, copy.url) == (stored.id, None, stored.url)
 
 
-def test_copies_in_one_batch_are_merged_the_same_way(session: Session, alice: Tenancy, bob: Tenancy) -> None:
-    first = alert_entry("1", "Dr Amira Hassan of Leeds")
-    second = alert_entry("2", "Dr Benedict Osei of Bristol")
-    report = store_matched(
-        session, [(first, names(alice, "Amira Hassan")), (second, names(bob, "Benedict Osei"))]
-    )
-    session.commit()
-    mention = session.scalars(select(Mention)).one()
-    assert (report.stored, report.linked) == (1, 1)
-    assert len(mention.entities) == 2 and "Benedict Osei" in mention.text
-
-
-def test_a_labelled_mention_that_gains_an_entity_is_labelled_and_scanned_again(
+def test_entries_at_one_address_in_one_batch_are_stored_the_same_way(
     session: Session, alice: Tenancy, bob: Tenancy
 ) -> None:
-    store_matched(session, [(alert_entry("1", "Dr Amira Hassan of Leeds"), names(alice, "Amira Hassan"))])
-    mention = session.scalars(select(Mention)).one()
-    mention.classification = Classification(model_id="m", model_version="1", praise=True)
-    mention.detected_at = mention.classify_claimed_at = WHEN
-    mention.classify_claimed_by = "worker:1:abc"
+    entries = [(alert_entry("1", "Dr Amira Hassan"), names(alice)), (alert_entry("2", "Dr Osei"), names(bob))]
+    assert store_matched(session, entries).stored == 2
     session.commit()
-    store_matched(session, [(alert_entry("2", "Dr Benedict Osei of Bristol"), names(bob, "Benedict Osei"))])
-    session.commit()
-    session.expire_all()
-    assert count(session, Classification) == 0
-    assert (mention.detected_at, mention.classify_claimed_by, mention.classify_claimed_at) == (
-        None,
-        None,
-        None,
-    )
+    assert [linked(mention) for mention in mentions(session)] == [[alice.doctors[0].id], [bob.doctors[0].id]]
 
 
-def test_a_copy_naming_no_one_new_changes_nothing(session: Session, alice: Tenancy) -> None:
-    store_matched(session, [(alert_entry("1", "Dr Amira Hassan of Leeds"), names(alice, "Amira Hassan"))])
-    mention = session.scalars(select(Mention)).one()
-    mention.classification = Classification(model_id="m", model_version="1", praise=True)
+def test_an_entry_seen_again_or_naming_no_one_new_is_a_duplicate(
+    session: Session, alice: Tenancy, bob: Tenancy
+) -> None:
+    store_matched(session, [(alert_entry("1", "Dr Amira Hassan"), names(alice))])
+    store_matched(session, [(alert_entry("2", "Dr Osei"), names(bob))])
     session.commit()
-    report = store_matched(session, [(alert_entry("2", "Dr Hassan again"), names(alice, "Dr Hassan"))])
+    again = [(alert_entry("2", "Dr Osei"), names(bob)), (alert_entry("3", "Dr Hassan again"), names(alice))]
+    report = store_matched(session, again)
     session.commit()
-    session.expire_all()
+    assert (report.stored, report.duplicates, report.linked) == (0, 2, 0)
+    assert len(mentions(session)) == 2
+
+
+def test_a_post_seen_again_after_the_register_grew_is_linked_and_labelled_again(
+    session: Session, alice: Tenancy, bob: Tenancy
+) -> None:
+    tweet = post(text="Dr Amira Hassan and Dr Benedict Osei, both useless")
+    store_matched(session, [(tweet, names(alice))])  # before Dr Osei was registered
+    session.commit()
+    [mention] = mentions(session)
+    labelled(session, mention)
+    report = store_matched(session, [(tweet, names(alice, bob))])
+    session.commit()
+    [mention] = mentions(session)
+    assert (report.stored, report.duplicates, report.linked) == (0, 1, 1)
+    assert linked(mention) == [alice.doctors[0].id, bob.doctors[0].id]
+    assert (mention.classification, mention.detected_at) == (None, None)  # labelled and scanned again
+
+
+def test_a_post_seen_again_naming_no_one_new_keeps_its_labels(session: Session, alice: Tenancy) -> None:
+    store_matched(session, [(post(), names_doctor(alice))])
+    session.commit()
+    labelled(session, mentions(session)[0])
+    store_matched(session, [(post(), names_doctor(alice))])
+    session.commit()
+    [mention] = mentions(session)
+    assert mention.classification is not None and mention.detected_at is not None
+
+
+def test_posts_without_an_address_sharing_an_id_are_never_joined(
+    session: Session, alice: Tenancy, bob: Tenancy
+) -> None:
+    first = Post("reviews", "1", "", "", WHEN, "Dr Amira Hassan was rude to my mother")
+    other = Post("reviews", "1", "", "", WHEN, "Dr Benedict Osei ignored my son")  # another file's row 1
+    store_matched(session, [(first, names(alice))])
+    report = store_matched(session, [(other, names(bob))])
+    session.commit()
+    [mention] = mentions(session)
     assert (report.duplicates, report.linked) == (1, 0)
-    assert mention.text == "Dr Amira Hassan of Leeds" and len(mention.entities) == 1
-    assert count(session, Classification) == 1
+    assert (mention.text, linked(mention)) == (first.text, [alice.doctors[0].id])
 
 
 def test_an_entity_is_never_linked_twice_to_one_mention(session: Session, alice: Tenancy) -> None:
@@ -206,16 +239,3 @@ def test_an_entity_is_never_linked_twice_to_one_mention(session: Session, alice:
     session.add(MentionEntity(mention_id=mention_id, doctor_id=alice.doctors[0].id, matched_text="Hassan"))
     with pytest.raises(IntegrityError):
         session.commit()
-
-
-def test_a_copy_without_an_address_is_merged_only_with_its_own_post(
-    session: Session, alice: Tenancy, bob: Tenancy
-) -> None:
-    other = Post("files", "other", "", "", WHEN, "Dr Amira Hassan in Leeds")
-    first = Post("files", "a", "", "", WHEN, "Dr Amira Hassan in Leeds")
-    store_matched(session, [(other, names(alice, "Amira Hassan")), (first, names(alice, "Amira Hassan"))])
-    copy = Post("files", "a", "", "", WHEN, "Dr Benedict Osei in Bristol")
-    store_matched(session, [(copy, names(bob, "Benedict Osei"))])
-    session.commit()
-    texts = {row.external_id: row.text for row in session.execute(select(Mention.external_id, Mention.text))}
-    assert texts == {"other": "Dr Amira Hassan in Leeds", "a": f"Dr Amira Hassan in Leeds\n\n{copy.text}"}

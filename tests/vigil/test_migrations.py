@@ -70,3 +70,33 @@ def test_downgrading_sqlite_keeps_the_rows_that_point_at_a_rebuilt_table(tmp_pat
     migrate.upgrade(engine)
     migrate.check(engine)
     engine.dispose()
+
+
+def test_the_upgrade_to_unique_links_keeps_one_of_each_duplicate(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
+    migrate.upgrade(engine, "0008")
+    with Session(engine) as session:
+        alice = make_practice_tenant(
+            session, "A10001", "Alice Road Surgery", "Leeds", [("1000001", "Amira Hassan")]
+        )
+        session.commit()
+        doctor_id = alice.doctors[0].id
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO mentions (id, source, external_id, url, author, created_at, collected_at, text,"
+                " extra) VALUES (1, 'rss', '1', '', '', '2026-12-01', '2026-12-01', 'Amira', '{}')"
+            )
+        )
+        for _ in range(2):
+            connection.execute(
+                text(
+                    "INSERT INTO mention_entities (mention_id, doctor_id, matched_text, reason)"
+                    " VALUES (1, :doctor, 'Amira', '')"
+                ),
+                {"doctor": doctor_id},
+            )
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM mention_entities")).scalar() == 1
+    engine.dispose()

@@ -32,6 +32,11 @@ class Mention(Base):
     conversation_id: Mapped[str | None] = mapped_column(String(255))
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Another entry at a stored post's address (one article in two doctors' Google Alerts, each
+    # with its own snippet) that names someone the stored one does not: its own mention, tied here.
+    copy_of: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("mentions.id", ondelete="SET NULL"), index=True
+    )
     # Claimed by a classifier worker (see vigil.claims): who, and since when.
     classify_claimed_by: Mapped[str | None] = mapped_column(String(64))
     classify_claimed_at: Mapped[datetime | None] = mapped_column()
