@@ -383,13 +383,14 @@ class _Pass:
             open_reasons.add(case.reason)
             self.give(case, Finding(case.reason, [entity], [m.id for m in new], case.severity, case.title))
         fresh = self.fresh(new)
-        if not fresh:
-            return
         for reason in ENTITY_REASONS:
-            if reason in open_reasons:
+            spent = consumed.get((reason, entity), set())
+            # A mention scanned again (it named someone new) is not new evidence of a closed case.
+            unspent = [m for m in fresh if m.id not in spent]
+            if reason in open_reasons or not unspent:
                 continue
-            pool = [m for m in recent if m.id not in consumed.get((reason, entity), set())]
-            finding = RULES[reason](self.config, entity, name, fresh, pool, recent)
+            pool = [m for m in recent if m.id not in spent]
+            finding = RULES[reason](self.config, entity, name, unspent, pool, recent)
             if finding is not None:
                 self.open(finding)
 

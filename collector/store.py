@@ -7,13 +7,15 @@ owns the transaction: the runner commits a batch together with its source's chec
 
 Another entry at a stored post's address can name someone the stored post does not: one news
 article reaches two doctors' Google Alerts feeds, each entry with the snippet around its own
-doctor's name. It is stored as its own mention (``copy_of`` the first; its address left out of
-the unique key), linked only to those not yet linked at that address, so each practice sees its
-own snippet with its own labels and nothing of another member's. The same post seen again after
-the register has grown (its text already stored) is linked to the new entities instead, and sent
-back through labelling, so that routing alerts the new entities' recipients (never one twice) and
-case detection scans it again. Posts without an address are never joined this way: their ids are
-typed by people (file imports), and two unrelated rows can share one.
+doctor's name. If it names someone at a practice the article has not reached yet, it is stored
+as its own mention (``copy_of`` the first; its address left out of the unique key), linked only
+to them, so each practice sees its own snippet with its own labels and nothing of another
+member's; a practice already reached hears of the article once (routing alerts a recipient once
+per article). The same post seen again after the register has grown (the very same text) is
+linked to the entities added since, and sent back through labelling, so that routing alerts
+their recipients and case detection scans it again. Posts without an address are never joined
+this way: their ids are typed by people (file imports), and two unrelated rows can share one.
+Joining takes a row lock on the article's first mention, so two collectors join one at a time.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from collector.matching import EntityMatch
 from collector.post import Post
 from collector.urls import canonical_url
-from vigil.models import Classification, Mention, MentionEntity
+from vigil.models import Classification, Doctor, Mention, MentionEntity
 
 MAX_ID = 255
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -85,28 +87,53 @@ def store_copy(session: Session, values: dict[str, Any], matches: Sequence[Entit
     address = values["canonical_url"]
     if address is None:
         return None
-    first = select(Mention.id).where(Mention.canonical_url == address).scalar_subquery()
-    family = list(
-        session.scalars(
-            select(Mention)
-            .where(or_(Mention.id == first, Mention.copy_of == first))
-            .order_by(Mention.id)
-            .options(selectinload(Mention.entities))
-        )
-    )
-    linked = {(entity.doctor_id, entity.practice_id) for mention in family for entity in mention.entities}
-    new = [match for match in matches if (match.doctor_id, match.practice_id) not in linked]
-    if not family or not new:
+    first = session.scalar(select(Mention.id).where(Mention.canonical_url == address))
+    if first is None or not reached_by_copy(session, first, values["text"], matches)[1]:
+        return None  # the common case (a post seen again) reads without locking
+    session.execute(select(Mention.id).where(Mention.id == first).with_for_update())  # one at a time
+    same, new = reached_by_copy(session, first, values["text"], matches)
+    if not new:
         return None
-    same = next((mention for mention in family if values["text"] in mention.text), None)
     if same is None:
-        copy = {**values, "canonical_url": None, "copy_of": family[0].id}
+        copy = {**values, "canonical_url": None, "copy_of": first}
         return "stored" if insert_mention(session, copy, new) else None
-    statement = insert_or_skip(session, MentionEntity, entity_rows(same.id, new))
-    if not session.execute(statement.returning(MentionEntity.id)).all():  # linked meanwhile
-        return None
-    send_back_through_pipeline(session, same.id)
+    session.add_all(MentionEntity(**row) for row in entity_rows(same, new))
+    send_back_through_pipeline(session, same)
     return "linked"
+
+
+def reached_by_copy(
+    session: Session, first: int, text: str, matches: Sequence[EntityMatch]
+) -> tuple[int | None, list[EntityMatch]]:
+    """The stored post with this very text, if any, and whom the post names that the posts at its
+    address do not: any such entity, for the same post seen again; for another entry (a different
+    snippet), only those of practices not reached yet, since a practice hears of an article once."""
+    family = session.execute(
+        select(Mention.id, Mention.text, MentionEntity.doctor_id, MentionEntity.practice_id)
+        .join(MentionEntity, MentionEntity.mention_id == Mention.id)
+        .where(or_(Mention.id == first, Mention.copy_of == first))
+        .order_by(Mention.id)
+    ).all()
+    same = next((row.id for row in family if row.text == text), None)
+    linked = {(row.doctor_id, row.practice_id) for row in family}
+    new = [match for match in matches if (match.doctor_id, match.practice_id) not in linked]
+    if same is not None:
+        return same, new
+    reached = practices_of(session, [(row.doctor_id, row.practice_id) for row in family])
+    return None, [
+        match for match in new if practices_of(session, [(match.doctor_id, match.practice_id)]) - reached
+    ]
+
+
+def practices_of(session: Session, entities: Sequence[tuple[int | None, int | None]]) -> set[tuple[str, int]]:
+    """The practices these entities belong to (a doctor without a practice stands for themself)."""
+    keys = {("practice", practice_id) for _, practice_id in entities if practice_id is not None}
+    doctor_ids = [doctor_id for doctor_id, _ in entities if doctor_id is not None]
+    for doctor_id, practice_id in session.execute(
+        select(Doctor.id, Doctor.practice_id).where(Doctor.id.in_(doctor_ids))
+    ):
+        keys.add(("practice", practice_id) if practice_id is not None else ("doctor", doctor_id))
+    return keys
 
 
 def send_back_through_pipeline(session: Session, mention_id: int) -> None:

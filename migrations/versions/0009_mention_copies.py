@@ -2,6 +2,8 @@
 
 Another entry at a stored post's address that names someone new (one article in two doctors'
 Google Alerts) is its own mention, tied to the first by ``copy_of`` (see ``collector.store``).
+RSS mentions lose the author they took from a Google Alert's feed title, which names whom the
+alert watches (another practice linked to the post must not see it); the downgrade keeps that.
 
 Revision ID: 0009
 Revises: 0008
@@ -20,6 +22,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.execute("UPDATE mentions SET author = '' WHERE source = 'rss' AND author LIKE 'Google Alert - %'")
     op.execute(
         "DELETE FROM mention_entities WHERE id NOT IN"
         " (SELECT min(id) FROM mention_entities GROUP BY mention_id, doctor_id, practice_id)"

@@ -17,7 +17,7 @@ from collector.store import store_matched
 from collector.urls import canonical_url
 from tests.alerts.conftest import NOW, Factory
 from tests.conftest import Tenancy
-from vigil.models import Alert, AlertMention, Classification, OutboxMessage, Recipient, Scope
+from vigil.models import Alert, AlertMention, Classification, Mention, OutboxMessage, Recipient, Scope
 from vigil.settings import Settings
 
 
@@ -290,4 +290,38 @@ def test_a_post_seen_again_naming_a_newly_registered_doctor_alerts_only_their_pr
     assert route(engine, config).routed == 1
     assert alert_recipients(session) == sorted(
         [alice.recipient.email, org.recipient.email, bob.recipient.email]  # type: ignore[union-attr]
+    )
+
+
+def test_an_article_in_two_practices_alerts_feeds_alerts_each_practice_and_the_organisation_once(
+    session: Session,
+    engine: Engine,
+    config: AlertsConfig,
+    make: Factory,
+    alice: Tenancy,
+    bob: Tenancy,
+    org: Tenancy,
+) -> None:
+    entries = [
+        (Post("rss", f"alert:{n}", "https://news.example/gp-row", "", NOW, text), [match])
+        for n, text, match in [
+            (
+                1,
+                "Dr Amira Hassan will get what is coming",
+                EntityMatch(alice.doctors[0].id, None, "Amira Hassan", ""),
+            ),
+            (
+                2,
+                "Dr Benedict Osei will get what is coming",
+                EntityMatch(bob.doctors[0].id, None, "Benedict Osei", ""),
+            ),
+        ]
+    ]
+    store_matched(session, entries)
+    for mention in session.scalars(select(Mention)):
+        mention.classification = Classification(model_id="test-model", model_version="1", threat=True)
+    session.commit()
+    assert route(engine, config).routed == 2
+    assert alert_recipients(session) == sorted(
+        [alice.recipient.email, bob.recipient.email, org.recipient.email]  # type: ignore[union-attr]
     )

@@ -192,6 +192,27 @@ def test_a_threat_case_takes_in_a_doctor_its_post_is_found_to_name_later(
     assert sorted(e.doctor_id for e in case.entities) == [alice.doctors[0].id, bob.doctors[0].id]
 
 
+def test_a_closed_threat_case_stays_closed_when_its_post_is_found_to_name_someone_else(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy
+) -> None:
+    mention = post(alice.doctors[0], at=T0, labels=("threat",), text="Dr Hassan and Dr Osei: watch out")
+    mention.canonical_url = canonical_url(mention.url)
+    run_detection(session, config, now=T0 + hours(0.2))
+    [closed] = cases_of(session, "threat")
+    update_case(session, closed, by="case team", status=CaseStatus.TRIAGED)
+    update_case(session, closed, by="case team", status=CaseStatus.CLOSED)
+    again = CollectedPost("x", mention.external_id, mention.url, mention.author, T0, mention.text)
+    matches = [EntityMatch(t.doctors[0].id, None, t.doctors[0].full_name, "name") for t in (alice, bob)]
+    store_matched(session, [(again, matches)])
+    session.commit()
+    session.refresh(mention)
+    mention.classification = Classification(model_id="test", model_version="1", threat=True)
+    run_detection(session, config, now=T0 + hours(0.5))
+    [_, opened] = cases_of(session, "threat")
+    assert [(e.doctor_id, e.practice_id) for e in opened.entities] == [(bob.doctors[0].id, None)]
+    assert opened.title == "Threat against Dr Benedict Osei (GMC 2000002)"
+
+
 def test_posts_older_than_the_maximum_age_open_nothing(
     session: Session, post: Post, config: DetectionSettings, alice: Tenancy
 ) -> None:

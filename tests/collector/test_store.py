@@ -239,3 +239,15 @@ def test_an_entity_is_never_linked_twice_to_one_mention(session: Session, alice:
     session.add(MentionEntity(mention_id=mention_id, doctor_id=alice.doctors[0].id, matched_text="Hassan"))
     with pytest.raises(IntegrityError):
         session.commit()
+
+
+def test_an_entry_naming_only_a_practice_the_article_reached_makes_no_copy(
+    session: Session, alice: Tenancy
+) -> None:
+    assert alice.practice is not None
+    store_matched(session, [(alert_entry("1", "Dr Amira Hassan"), names(alice))])
+    practice = [EntityMatch(None, alice.practice.id, "Alice Road Surgery", "practice name")]
+    report = store_matched(session, [(alert_entry("2", "Alice Road Surgery in Leeds"), practice)])
+    session.commit()
+    assert (report.stored, report.duplicates) == (0, 1)  # the practice hears of the article once
+    assert len(mentions(session)) == 1

@@ -72,7 +72,9 @@ def test_downgrading_sqlite_keeps_the_rows_that_point_at_a_rebuilt_table(tmp_pat
     engine.dispose()
 
 
-def test_the_upgrade_to_unique_links_keeps_one_of_each_duplicate(tmp_path: Path) -> None:
+def test_the_upgrade_to_0009_keeps_one_of_each_duplicate_link_and_drops_alert_names_as_authors(
+    tmp_path: Path,
+) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
     migrate.upgrade(engine, "0008")
     with Session(engine) as session:
@@ -85,7 +87,7 @@ def test_the_upgrade_to_unique_links_keeps_one_of_each_duplicate(tmp_path: Path)
         connection.execute(
             text(
                 "INSERT INTO mentions (id, source, external_id, url, author, created_at, collected_at, text,"
-                " extra) VALUES (1, 'rss', '1', '', '', '2026-12-01', '2026-12-01', 'Amira', '{}')"
+                " extra) VALUES (1, 'rss', '1', '', 'Google Alert - Amira Hassan', '2026-12-01', '2026-12-01', 'Amira', '{}')"
             )
         )
         for _ in range(2):
@@ -99,4 +101,5 @@ def test_the_upgrade_to_unique_links_keeps_one_of_each_duplicate(tmp_path: Path)
     migrate.upgrade(engine)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM mention_entities")).scalar() == 1
+        assert connection.execute(text("SELECT author FROM mentions")).scalar() == ""
     engine.dispose()

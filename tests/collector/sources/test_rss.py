@@ -55,7 +55,7 @@ def test_google_alerts_entries_become_posts_with_the_real_link(harness: Harness)
     assert post.text.startswith(item.text)  # <b> tags and entities are gone
     assert "<b>" not in post.text and "&hellip;" not in post.text
     assert post.created_at == item.created_at
-    assert post.author == "leedsnews.example"  # the site, not the feed title, which names whom it watches
+    assert post.author == ""  # not the feed title, which names whom the alert watches
 
 
 def test_rss_items_become_posts(server: FakeServer) -> None:
