@@ -78,7 +78,7 @@ def insert_mention(session: Session, values: dict[str, Any], matches: Sequence[E
     mention_id = session.execute(statement).scalar()
     if mention_id is None:
         return False
-    session.add_all(MentionEntity(**row) for row in entity_rows(mention_id, matches))
+    session.add_all(entity_rows(mention_id, matches))
     return True
 
 
@@ -97,7 +97,7 @@ def store_copy(session: Session, values: dict[str, Any], matches: Sequence[Entit
     if same is None:
         copy = {**values, "canonical_url": None, "copy_of": first}
         return "stored" if insert_mention(session, copy, new) else None
-    session.add_all(MentionEntity(**row) for row in entity_rows(same, new))
+    session.add_all(entity_rows(same, new))
     send_back_through_pipeline(session, same)
     return "linked"
 
@@ -154,10 +154,10 @@ def send_back_through_pipeline(session: Session, mention_id: int) -> None:
     session.execute(delete(Classification).where(Classification.mention_id == mention_id))
 
 
-def insert_or_skip(session: Session, model: type[Any], values: dict[str, Any] | list[dict[str, Any]]) -> Any:
+def insert_or_skip(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL alike."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    return insert(model).values(values).on_conflict_do_nothing()
+    return insert(model).values(**values).on_conflict_do_nothing()
 
 
 def mention_values(post: Post) -> dict[str, Any]:
@@ -178,18 +178,19 @@ def mention_values(post: Post) -> dict[str, Any]:
     }
 
 
-def entity_rows(mention_id: int, matches: Sequence[EntityMatch]) -> list[dict[str, Any]]:
-    rows: dict[tuple[int | None, int | None], dict[str, Any]] = {}
+def entity_rows(mention_id: int, matches: Sequence[EntityMatch]) -> list[MentionEntity]:
+    rows: dict[tuple[int | None, int | None], MentionEntity] = {}
     for match in matches:
+        key = (match.doctor_id, match.practice_id)
         rows.setdefault(
-            (match.doctor_id, match.practice_id),
-            {
-                "mention_id": mention_id,
-                "doctor_id": match.doctor_id,
-                "practice_id": match.practice_id,
-                "matched_text": clean(match.matched_text)[:MAX_ID],
-                "reason": clean(match.reason),
-            },
+            key,
+            MentionEntity(
+                mention_id=mention_id,
+                doctor_id=match.doctor_id,
+                practice_id=match.practice_id,
+                matched_text=clean(match.matched_text)[:MAX_ID],
+                reason=clean(match.reason),
+            ),
         )
     return list(rows.values())
 

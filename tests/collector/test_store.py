@@ -149,9 +149,10 @@ def linked(mention: Mention) -> list[int | None]:
 
 
 def labelled(session: Session, mention: Mention) -> None:
-    """As the classifier and case detection leave a mention."""
+    """Labelled and scanned, and claimed by workers (their results for the old entities are void)."""
     mention.classification = Classification(model_id="m", model_version="1", praise=True)
-    mention.detected_at = WHEN
+    mention.detected_at = mention.classify_claimed_at = mention.detect_claimed_at = WHEN
+    mention.classify_claimed_by = mention.detect_claimed_by = "worker:1:abc"
     session.commit()
 
 
@@ -207,6 +208,7 @@ def test_a_post_seen_again_after_the_register_grew_is_linked_and_labelled_again(
     assert (report.stored, report.duplicates, report.linked) == (0, 1, 1)
     assert linked(mention) == [alice.doctors[0].id, bob.doctors[0].id]
     assert (mention.classification, mention.detected_at) == (None, None)  # labelled and scanned again
+    assert (mention.classify_claimed_by, mention.detect_claimed_by) == (None, None)
 
 
 def test_a_post_seen_again_naming_no_one_new_keeps_its_labels(session: Session, alice: Tenancy) -> None:
@@ -216,7 +218,7 @@ def test_a_post_seen_again_naming_no_one_new_keeps_its_labels(session: Session, 
     store_matched(session, [(post(), names_doctor(alice))])
     session.commit()
     [mention] = mentions(session)
-    assert mention.classification is not None and mention.detected_at is not None
+    assert mention.classification is not None and mention.detect_claimed_by == "worker:1:abc"
 
 
 def test_posts_without_an_address_sharing_an_id_are_never_joined(
