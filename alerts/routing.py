@@ -11,10 +11,9 @@ and opens a window (``alerts.group_window_minutes``); later posts about it in th
 single follow-up alert, sent when the window closes. At most two emails per window, however
 many posts.
 
-A mention joins at most one alert per recipient, and so does an article stored as several
-entries (``Mention.copy_of``): ``alert_mentions`` has a unique key on (recipient, mention), and
-routing runs one pass at a time (PostgreSQL advisory lock; SQLite write lock), each batch in one
-transaction with the alerts and their outbox rows.
+A mention joins at most one alert per recipient: ``alert_mentions`` has a unique key on
+(recipient, mention), and routing runs one pass at a time (PostgreSQL advisory lock; SQLite
+write lock), each batch in one transaction with the alerts and their outbox rows.
 """
 
 from __future__ import annotations
@@ -108,7 +107,9 @@ def _route_mention(
     if now - mention.created_at > config.max_age:
         log.info("mention %d is too old for an immediate alert; it goes in the digest", mention.id)
         return 0
-    already = alerted_about_article(session, mention)
+    already = set(
+        session.scalars(select(AlertMention.recipient_id).where(AlertMention.mention_id == mention.id))
+    )
     count = 0
     for entity in mention.entities:
         for recipient, label in _audience(session, config, entity, urgent):
@@ -119,19 +120,6 @@ def _route_mention(
             alert.items.append(AlertMention(mention_id=mention.id, recipient_id=recipient.id))
             count += 1
     return count
-
-
-def alerted_about_article(session: Session, mention: Mention) -> set[int]:
-    """Recipients alerted about this mention, or about another entry of the same article (a copy
-    in another doctor's Google Alerts, see ``collector.store``): one alert per article each."""
-    article = mention.copy_of or mention.id
-    return set(
-        session.scalars(
-            select(AlertMention.recipient_id)
-            .join(Mention, Mention.id == AlertMention.mention_id)
-            .where(or_(Mention.id == article, Mention.copy_of == article))
-        )
-    )
 
 
 def _audience(

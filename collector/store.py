@@ -5,17 +5,17 @@ post that names no registered entity is never stored. Inserts use ``ON CONFLICT 
 a post stored meanwhile by another process is skipped rather than failing the batch. The caller
 owns the transaction: the runner commits a batch together with its source's checkpoint.
 
-Another entry at a stored post's address can name someone the stored post does not: one news
-article reaches two doctors' Google Alerts feeds, each entry with the snippet around its own
-doctor's name. If it names someone at a practice the article has not reached yet, it is stored
-as its own mention (``copy_of`` the first; its address left out of the unique key), linked only
-to them, so each practice sees its own snippet with its own labels and nothing of another
-member's; a practice already reached hears of the article once (routing alerts a recipient once
-per article). The same post seen again after the register has grown (the very same text) is
-linked to the entities added since, and sent back through labelling, so that routing alerts
-their recipients and case detection scans it again. Posts without an address are never joined
-this way: their ids are typed by people (file imports), and two unrelated rows can share one.
-Joining takes a row lock on the article's first mention, so two collectors join one at a time.
+An article reaches each practice once. Another entry at a stored post's address can name
+someone at a practice it has not reached: one news article reaches two doctors' Google Alerts
+feeds, each entry with the snippet around its own doctor's name. That entry is stored as its own
+mention (``copy_of`` the first; its address left out of the unique key), linked only to them, so
+each practice sees its own snippet with its own labels and nothing of another member's. The same
+post seen again after the register has grown (the very same text) is linked to the entities of
+new practices instead, and sent back through labelling, so that routing alerts their recipients
+and case detection scans it again. A doctor at a practice already reached is not linked again,
+so a recipient for that doctor alone does not hear of the article. Posts without an address are
+never joined this way: their ids are typed by people (file imports), and two unrelated rows can
+share one. Joining locks the article's first mention, so two collectors join one at a time.
 """
 
 from __future__ import annotations
@@ -88,12 +88,15 @@ def store_copy(session: Session, values: dict[str, Any], matches: Sequence[Entit
     if address is None:
         return None
     first = session.scalar(select(Mention.id).where(Mention.canonical_url == address))
-    if first is None or not reached_by_copy(session, first, values["text"], matches)[1]:
+    if first is None or not not_reached(session, first, matches):
         return None  # the common case (a post seen again) reads without locking
-    session.execute(select(Mention.id).where(Mention.id == first).with_for_update())  # one at a time
-    same, new = reached_by_copy(session, first, values["text"], matches)
+    lock = select(Mention.id).where(Mention.id == first).with_for_update(key_share=True)
+    session.execute(lock)  # two collectors join one at a time
+    new = not_reached(session, first, matches)
     if not new:
         return None
+    family = or_(Mention.id == first, Mention.copy_of == first)
+    same = session.scalar(select(Mention.id).where(family, Mention.text == values["text"]).limit(1))
     if same is None:
         copy = {**values, "canonical_url": None, "copy_of": first}
         return "stored" if insert_mention(session, copy, new) else None
@@ -102,37 +105,35 @@ def store_copy(session: Session, values: dict[str, Any], matches: Sequence[Entit
     return "linked"
 
 
-def reached_by_copy(
-    session: Session, first: int, text: str, matches: Sequence[EntityMatch]
-) -> tuple[int | None, list[EntityMatch]]:
-    """The stored post with this very text, if any, and whom the post names that the posts at its
-    address do not: any such entity, for the same post seen again; for another entry (a different
-    snippet), only those of practices not reached yet, since a practice hears of an article once."""
-    family = session.execute(
-        select(Mention.id, Mention.text, MentionEntity.doctor_id, MentionEntity.practice_id)
-        .join(MentionEntity, MentionEntity.mention_id == Mention.id)
+def not_reached(session: Session, first: int, matches: Sequence[EntityMatch]) -> list[EntityMatch]:
+    """Whom the post names at practices the article (all entries at its address) has not reached."""
+    linked = session.execute(
+        select(MentionEntity.doctor_id, MentionEntity.practice_id)
+        .join(Mention, Mention.id == MentionEntity.mention_id)
         .where(or_(Mention.id == first, Mention.copy_of == first))
-        .order_by(Mention.id)
     ).all()
-    same = next((row.id for row in family if row.text == text), None)
-    linked = {(row.doctor_id, row.practice_id) for row in family}
-    new = [match for match in matches if (match.doctor_id, match.practice_id) not in linked]
-    if same is not None:
-        return same, new
-    reached = practices_of(session, [(row.doctor_id, row.practice_id) for row in family])
-    return None, [
-        match for match in new if practices_of(session, [(match.doctor_id, match.practice_id)]) - reached
-    ]
+    named = [(match.doctor_id, match.practice_id) for match in matches]
+    practice = practices_of(session, [*named, *((row.doctor_id, row.practice_id) for row in linked)])
+    reached = {practice[row.doctor_id, row.practice_id] for row in linked}
+    return [match for match, entity in zip(matches, named, strict=True) if practice[entity] not in reached]
 
 
-def practices_of(session: Session, entities: Sequence[tuple[int | None, int | None]]) -> set[tuple[str, int]]:
-    """The practices these entities belong to (a doctor without a practice stands for themself)."""
-    keys = {("practice", practice_id) for _, practice_id in entities if practice_id is not None}
-    doctor_ids = [doctor_id for doctor_id, _ in entities if doctor_id is not None]
-    for doctor_id, practice_id in session.execute(
-        select(Doctor.id, Doctor.practice_id).where(Doctor.id.in_(doctor_ids))
-    ):
-        keys.add(("practice", practice_id) if practice_id is not None else ("doctor", doctor_id))
+Entity = tuple[int | None, int | None]  # (doctor id, practice id), one of them set
+
+
+def practices_of(session: Session, entities: list[Entity]) -> dict[Entity, tuple[str, int | None]]:
+    """Each entity's practice (a doctor without a practice stands for themself)."""
+    doctors = [doctor_id for doctor_id, _ in entities if doctor_id is not None]
+    query = select(Doctor.id, Doctor.practice_id).where(Doctor.id.in_(doctors))
+    practice_of_doctor = {row.id: row.practice_id for row in session.execute(query)}
+    keys: dict[Entity, tuple[str, int | None]] = {}
+    for doctor_id, practice_id in entities:
+        if doctor_id is None:
+            keys[doctor_id, practice_id] = ("practice", practice_id)
+        elif (practice := practice_of_doctor.get(doctor_id)) is not None:
+            keys[doctor_id, practice_id] = ("practice", practice)
+        else:
+            keys[doctor_id, practice_id] = ("doctor", doctor_id)
     return keys
 
 

@@ -33,6 +33,7 @@ from collector.sources.base import (
 )
 from collector.urls import unwrap_redirect
 
+GOOGLE_ALERT = "Google Alert - "  # how every Google Alerts feed's title starts
 PERMANENT = {401: "refused (401)", 403: "forbidden (403)", 404: "not found (404)", 410: "gone (410)"}
 
 
@@ -91,12 +92,13 @@ class FeedSource:
         )
         if parsed.bozo and not parsed.entries:
             raise SourceError(f"not a readable RSS or Atom feed ({parsed.get('bozo_exception')})")
+        title = parsed.feed.get("title", "")
         found = {
             "etag": response.headers.get("ETag", ""),
             "modified": response.headers.get("Last-Modified", ""),
         }
         return FeedRead(
-            [to_post(entry, url) for entry in parsed.entries],
+            [to_post(entry, url, title) for entry in parsed.entries],
             {key: value for key, value in found.items() if value},
         )
 
@@ -124,10 +126,10 @@ def check_status(response: requests.Response) -> None:
         raise SourceError(f"the feed's server answered {status}")
 
 
-def to_post(entry: Any, feed_url: str) -> Post:
-    """An entry without an author has none (each is then its own author to case detection): a
-    Google Alert's feed title names whom it watches, which another practice must not see, and
-    the linked site would make everyone posting on one site (facebook.com) one account."""
+def to_post(entry: Any, feed_url: str, feed_title: str) -> Post:
+    """An entry without an author takes the feed's title (a news site's feed), except in a Google
+    Alert, whose title names whom it watches, which another practice must not see: its entries,
+    from any site, have none (each is then its own author to case detection)."""
     link = unwrap_redirect(entry.get("link", ""))
     summary = entry.get("summary") or (entry.get("content") or [{}])[0].get("value", "")
     text = "\n".join(part for part in (html_to_text(entry.get("title", "")), html_to_text(summary)) if part)
@@ -138,7 +140,7 @@ def to_post(entry: Any, feed_url: str) -> Post:
         source="rss",
         external_id=external_id,
         url=link,
-        author=entry.get("author", ""),
+        author=entry.get("author") or ("" if feed_title.startswith(GOOGLE_ALERT) else feed_title),
         created_at=created,
         text=text,
         lang=None,

@@ -253,3 +253,19 @@ def test_an_entry_naming_only_a_practice_the_article_reached_makes_no_copy(
     session.commit()
     assert (report.stored, report.duplicates) == (0, 1)  # the practice hears of the article once
     assert len(mentions(session)) == 1
+
+
+def test_a_copy_seen_again_is_not_linked_to_a_practice_the_article_reached(
+    session: Session, alice: Tenancy, bob: Tenancy
+) -> None:
+    assert alice.practice is not None
+    second = alert_entry("2", "Dr Benedict Osei, once of Alice Road Surgery")
+    both = [*names(bob), EntityMatch(None, alice.practice.id, "Alice Road Surgery", "practice name")]
+    store_matched(session, [(alert_entry("1", "Dr Amira Hassan"), names(alice)), (second, both)])
+    session.commit()
+    copy = mentions(session)[1]
+    labelled(session, copy)
+    report = store_matched(session, [(second, both)])
+    session.commit()
+    assert (report.duplicates, report.linked) == (1, 0)
+    assert linked(mentions(session)[1]) == [bob.doctors[0].id] and copy.classification is not None

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import feedparser
 import pytest
 
 from collector.sources.base import Context
-from collector.sources.rss import FeedSource
+from collector.sources.rss import FeedSource, to_post
 from tests.collector.fakes.corpus import more_items
 from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
 from tests.collector.fakes.feeds import FakeFeeds, story_url
@@ -102,3 +103,11 @@ def test_a_rate_limited_feed_waits_while_the_others_carry_on(server: FakeServer)
     calls = len(server.calls("/feeds/alerts-1"))
     fetch_all(source, batch.state)
     assert len(server.calls("/feeds/alerts-1")) == calls
+
+
+def test_an_entry_without_an_author_takes_a_news_feeds_title() -> None:
+    feed = feedparser.parse(
+        "<rss version='2.0'><channel><title>Leeds News</title><item><title>Dr Amira Hassan retires</title>"
+        "<link>https://leedsnews.example/1</link><guid>leeds-1</guid></item></channel></rss>"
+    )
+    assert to_post(feed.entries[0], "https://leedsnews.example/rss", feed.feed.title).author == "Leeds News"
