@@ -293,6 +293,14 @@ def test_a_post_seen_again_naming_a_newly_registered_doctor_alerts_only_their_pr
     )
 
 
+def alert_entry(tenancy: Tenancy) -> tuple[Post, list[EntityMatch]]:
+    """One article as it reaches the Google Alerts feed of this practice's doctor."""
+    doctor = tenancy.doctors[0]
+    text = f"Dr {doctor.full_name} will get what is coming"
+    entry = Post("rss", f"alert:{doctor.id}", "https://news.example/gp-row", "", NOW, text)
+    return entry, [EntityMatch(doctor.id, None, doctor.full_name, "name")]
+
+
 def test_an_article_in_two_practices_alerts_feeds_alerts_each_practice_and_the_organisation_of_each(
     session: Session,
     engine: Engine,
@@ -302,22 +310,7 @@ def test_an_article_in_two_practices_alerts_feeds_alerts_each_practice_and_the_o
     bob: Tenancy,
     org: Tenancy,
 ) -> None:
-    entries = [
-        (Post("rss", f"alert:{n}", "https://news.example/gp-row", "", NOW, text), [match])
-        for n, text, match in [
-            (
-                1,
-                "Dr Amira Hassan will get what is coming",
-                EntityMatch(alice.doctors[0].id, None, "Amira Hassan", ""),
-            ),
-            (
-                2,
-                "Dr Benedict Osei will get what is coming",
-                EntityMatch(bob.doctors[0].id, None, "Benedict Osei", ""),
-            ),
-        ]
-    ]
-    store_matched(session, entries)
+    store_matched(session, [alert_entry(alice), alert_entry(bob)])
     for mention in session.scalars(select(Mention)):
         mention.classification = Classification(model_id="test-model", model_version="1", threat=True)
     session.commit()

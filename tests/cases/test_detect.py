@@ -175,18 +175,23 @@ def test_a_threat_naming_a_doctor_and_their_practice_is_one_case(
     }
 
 
-def test_a_threat_case_takes_in_a_doctor_its_post_is_found_to_name_later(
-    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy
-) -> None:
-    mention = post(alice.doctors[0], at=T0, labels=("threat",), text="Dr Hassan and Dr Osei: watch out")
-    mention.canonical_url = canonical_url(mention.url)  # as the collector stores it
-    run_detection(session, config, now=T0 + hours(0.2))
+def seen_again_naming_both(session: Session, mention: Mention, alice: Tenancy, bob: Tenancy) -> None:
+    """The collector meets the post again once Dr Osei is registered; it is labelled again."""
     again = CollectedPost("x", mention.external_id, mention.url, mention.author, T0, mention.text)
     matches = [EntityMatch(t.doctors[0].id, None, t.doctors[0].full_name, "name") for t in (alice, bob)]
     assert store_matched(session, [(again, matches)]).linked == 1
     session.commit()
     session.refresh(mention)
     mention.classification = Classification(model_id="test", model_version="1", threat=True)
+
+
+def test_a_threat_case_takes_in_a_doctor_its_post_is_found_to_name_later(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy
+) -> None:
+    mention = post(alice.doctors[0], at=T0, labels=("threat",), text="Dr Hassan and Dr Osei: watch out")
+    mention.canonical_url = canonical_url(mention.url)  # as the collector stores it
+    run_detection(session, config, now=T0 + hours(0.2))
+    seen_again_naming_both(session, mention, alice, bob)
     run_detection(session, config, now=T0 + hours(0.5))
     [case] = cases_of(session, "threat")  # one post, one case, as for a post naming both at once
     assert sorted(e.doctor_id for e in case.entities) == [alice.doctors[0].id, bob.doctors[0].id]
@@ -201,12 +206,7 @@ def test_a_closed_threat_case_stays_closed_when_its_post_is_found_to_name_someon
     [closed] = cases_of(session, "threat")
     update_case(session, closed, by="case team", status=CaseStatus.TRIAGED)
     update_case(session, closed, by="case team", status=CaseStatus.CLOSED)
-    again = CollectedPost("x", mention.external_id, mention.url, mention.author, T0, mention.text)
-    matches = [EntityMatch(t.doctors[0].id, None, t.doctors[0].full_name, "name") for t in (alice, bob)]
-    store_matched(session, [(again, matches)])
-    session.commit()
-    session.refresh(mention)
-    mention.classification = Classification(model_id="test", model_version="1", threat=True)
+    seen_again_naming_both(session, mention, alice, bob)
     run_detection(session, config, now=T0 + hours(0.5))
     [_, opened] = cases_of(session, "threat")
     assert [(e.doctor_id, e.practice_id) for e in opened.entities] == [(bob.doctors[0].id, None)]

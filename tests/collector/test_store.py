@@ -212,10 +212,10 @@ def test_a_post_seen_again_after_the_register_grew_is_linked_and_labelled_again(
 
 
 def test_a_post_seen_again_naming_no_one_new_keeps_its_labels(session: Session, alice: Tenancy) -> None:
-    store_matched(session, [(post(), names_doctor(alice))])
+    store_matched(session, [(post(), names(alice))])
     session.commit()
     labelled(session, mentions(session)[0])
-    store_matched(session, [(post(), names_doctor(alice))])
+    store_matched(session, [(post(), names(alice))])
     session.commit()
     [mention] = mentions(session)
     assert mention.classification is not None and mention.detect_claimed_by == "worker:1:abc"
@@ -235,7 +235,7 @@ def test_posts_without_an_address_sharing_an_id_are_never_joined(
 
 
 def test_an_entity_is_never_linked_twice_to_one_mention(session: Session, alice: Tenancy) -> None:
-    store_matched(session, [(post(), names_doctor(alice))])
+    store_matched(session, [(post(), names(alice))])
     session.commit()
     mention_id = session.scalars(select(Mention.id)).one()
     session.add(MentionEntity(mention_id=mention_id, doctor_id=alice.doctors[0].id, matched_text="Hassan"))
