@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -95,8 +95,7 @@ def store_copy(session: Session, values: dict[str, Any], matches: Sequence[Entit
     new = not_reached(session, first, matches)
     if not new:
         return None
-    family = or_(Mention.id == first, Mention.copy_of == first)
-    same = session.scalar(select(Mention.id).where(family, Mention.text == values["text"]).limit(1))
+    same = session.scalar(select(Mention.id).where(article(first), Mention.text == values["text"]).limit(1))
     if same is None:
         copy = {**values, "canonical_url": None, "copy_of": first}
         return "stored" if insert_mention(session, copy, new) else None
@@ -105,20 +104,31 @@ def store_copy(session: Session, values: dict[str, Any], matches: Sequence[Entit
     return "linked"
 
 
+Entity = tuple[int | None, int | None]  # (doctor id, practice id), one of them set
+
+
 def not_reached(session: Session, first: int, matches: Sequence[EntityMatch]) -> list[EntityMatch]:
     """Whom the post names at practices the article (all entries at its address) has not reached."""
-    linked = session.execute(
-        select(MentionEntity.doctor_id, MentionEntity.practice_id)
-        .join(Mention, Mention.id == MentionEntity.mention_id)
-        .where(or_(Mention.id == first, Mention.copy_of == first))
-    ).all()
-    named = [(match.doctor_id, match.practice_id) for match in matches]
-    practice = practices_of(session, [*named, *((row.doctor_id, row.practice_id) for row in linked)])
-    reached = {practice[row.doctor_id, row.practice_id] for row in linked}
-    return [match for match, entity in zip(matches, named, strict=True) if practice[entity] not in reached]
+    linked: list[Entity] = [
+        (row.doctor_id, row.practice_id)
+        for row in session.execute(
+            select(MentionEntity.doctor_id, MentionEntity.practice_id)
+            .join(Mention, Mention.id == MentionEntity.mention_id)
+            .where(article(first))
+        )
+    ]
+    unlinked = [match for match in matches if (match.doctor_id, match.practice_id) not in linked]
+    if not unlinked:  # a post seen again, as most are: no need to look up practices
+        return []
+    named: list[Entity] = [(match.doctor_id, match.practice_id) for match in unlinked]
+    practice = practices_of(session, [*named, *linked])
+    reached = {practice[entity] for entity in linked}
+    return [match for match, entity in zip(unlinked, named, strict=True) if practice[entity] not in reached]
 
 
-Entity = tuple[int | None, int | None]  # (doctor id, practice id), one of them set
+def article(first: int) -> ColumnElement[bool]:
+    """The mentions of one article: the first stored at its address and the copies tied to it."""
+    return or_(Mention.id == first, Mention.copy_of == first)
 
 
 def practices_of(session: Session, entities: list[Entity]) -> dict[Entity, tuple[str, int | None]]:

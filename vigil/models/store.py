@@ -33,7 +33,7 @@ class Mention(Base):
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Another entry at a stored post's address (one article in two doctors' Google Alerts, each
-    # with its own snippet) that names someone the stored one does not: its own mention, tied here.
+    # with its own snippet) naming someone at a practice the article had not reached: tied here.
     copy_of: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("mentions.id", ondelete="SET NULL"), index=True
     )
