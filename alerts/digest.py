@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, case, func, not_, or_, select
+from sqlalchemy import Engine, case, func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from alerts.config import AlertsConfig
@@ -29,8 +29,8 @@ from alerts.views import MentionView, mention_views, scope_description
 from alerts.weeks import Week
 from vigil.db import transaction
 from vigil.labels import LABELS, NEUTRAL
-from vigil.models import Classification, Mention, MentionEntity, Recipient, utcnow
-from vigil.scope import entity_in_scope, visible_to
+from vigil.models import Classification, Mention, Recipient, utcnow
+from vigil.scope import reached_between
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +68,6 @@ class DigestReport:
             f"week {self.week}: {self.built} digests built, {self.existing} already built,"
             f" {self.quiet_skipped} quiet weeks skipped, of {self.recipients} recipients"
         )
-
-
-def _visible(recipient: Recipient) -> ColumnElement[bool]:
-    """``visible_to(recipient)``, led by the same condition as a set of ids.
-
-    The set lets the database start from the recipient's few entities instead of testing every
-    mention of the period, which is what made digests for thousands of recipients slow.
-    """
-    mine = select(MentionEntity.mention_id).where(entity_in_scope(recipient))
-    return and_(Mention.id.in_(mine), visible_to(recipient))
 
 
 def digest_key(recipient: Recipient, week: Week) -> str:
@@ -178,7 +168,8 @@ def _weekly_counts(
     """Mentions per category per week, in one query (the week of each is found with a CASE)."""
     timezone = config.digest.timezone
     bounds = [w.start(timezone) for w in weeks] + [weeks[-1].end(timezone)]
-    bucket = case(*[(Mention.created_at < bounds[i + 1], i) for i in range(len(weeks))], else_=len(weeks))
+    reached = reached_between(recipient, bounds[0], bounds[-1])
+    bucket = case(*[(reached.c.at < bounds[i + 1], i) for i in range(len(weeks))], else_=len(weeks))
     flags = [getattr(Classification, label) for label in LABELS]
     neutral = not_(func.coalesce(or_(*flags), False))
     urgent = func.coalesce(or_(Classification.threat, Classification.abusive), False)
@@ -187,9 +178,9 @@ def _weekly_counts(
     columns.append(func.sum(case((urgent, 1), else_=0)))
     rows = session.execute(
         select(bucket.label("week"), func.count(Mention.id), *columns)
-        .select_from(Mention)
+        .select_from(reached)
+        .join(Mention, Mention.id == reached.c.mention_id)
         .outerjoin(Classification, Classification.mention_id == Mention.id)
-        .where(Mention.created_at >= bounds[0], Mention.created_at < bounds[-1], _visible(recipient))
         .group_by("week")
     ).all()
     counts = {category: [0] * len(weeks) for category in CATEGORIES}
@@ -210,15 +201,14 @@ def _top_posts(
 ) -> list[int]:
     """The week's posts with this label, highest score first (among the most recent few hundred)."""
     timezone = config.digest.timezone
+    reached = reached_between(recipient, week.start(timezone), week.end(timezone))
     rows = session.execute(
         select(Mention.id, Classification.scores)
+        .select_from(reached)
+        .join(Mention, Mention.id == reached.c.mention_id)
         .join(Classification, Classification.mention_id == Mention.id)
-        .where(
-            and_(Mention.created_at >= week.start(timezone), Mention.created_at < week.end(timezone)),
-            getattr(Classification, label).is_(True),
-            _visible(recipient),
-        )
-        .order_by(Mention.created_at.desc(), Mention.id.desc())
+        .where(getattr(Classification, label).is_(True))
+        .order_by(reached.c.at.desc(), Mention.id.desc())
         .limit(_CANDIDATES)
     ).all()
     ranked = sorted(rows, key=lambda row: -float((row.scores or {}).get(label) or 0))

@@ -215,7 +215,7 @@ def _mentions(session: Session, practices: int, weeks: list[Week], london: Any) 
                 doctor = n * DOCTORS_PER_PRACTICE + random.randint(1, DOCTORS_PER_PRACTICE)
                 on_doctor = random.random() < 0.7
                 entities.append({
-                    "mention_id": number, "matched_text": "x",
+                    "mention_id": number, "matched_text": "x", "linked_at": created,
                     "doctor_id": doctor if on_doctor else None, "practice_id": None if on_doctor else n + 1,
                 })  # fmt: skip
                 classifications.append({

@@ -35,7 +35,7 @@ from cases.views import REASON_TITLES, explain
 from cases.workflow import EntityRef, entity_names, entity_ref, open_cases_for
 from vigil.models import Case, CaseMention, Classification, Mention, MentionEntity, Recipient, Scope
 from vigil.models.cases import OPEN_STATUSES
-from vigil.scope import visible_to
+from vigil.scope import reached_between
 
 log = logging.getLogger(__name__)
 
@@ -207,13 +207,15 @@ def digest_data(session: Session, config: AlertsConfig, week: Week, recipient: R
 
 
 def flagged_mentions(session: Session, recipient: Recipient, start: datetime, end: datetime) -> int:
-    """Flagged posts the recipient may see, each once: the trend counts a post once per label."""
+    """Flagged posts that reached the recipient in [start, end), each once: the trend counts a post
+    once per label."""
+    reached = reached_between(recipient, start, end)
     count = session.scalar(
         select(func.count(Mention.id))
+        .select_from(reached)
+        .join(Mention, Mention.id == reached.c.mention_id)
         .join(Classification, Classification.mention_id == Mention.id)
-        .where(
-            flagged_condition(), Mention.created_at >= start, Mention.created_at < end, visible_to(recipient)
-        )
+        .where(flagged_condition())
     )
     return int(count or 0)
 
@@ -248,11 +250,12 @@ def top_members(session: Session, config: AlertsConfig, week: Week) -> list[dict
 
 
 def weekly_entity_counts(session: Session, start: datetime, end: datetime) -> dict[EntityRef, int]:
+    """Flagged mentions per doctor and practice, by when each reached them (as the digests count)."""
     rows = session.execute(
         select(MentionEntity.doctor_id, MentionEntity.practice_id, func.count(Mention.id))
         .join(Mention, Mention.id == MentionEntity.mention_id)
         .join(Classification, Classification.mention_id == Mention.id)
-        .where(flagged_condition(), Mention.created_at >= start, Mention.created_at < end)
+        .where(flagged_condition(), MentionEntity.linked_at >= start, MentionEntity.linked_at < end)
         .group_by(MentionEntity.doctor_id, MentionEntity.practice_id)
     ).all()
     return {entity_ref(doctor_id, practice_id): count for doctor_id, practice_id, count in rows}

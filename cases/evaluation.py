@@ -699,7 +699,9 @@ def _insert_posts(
             for ref in post.entities:
                 entity = refs[ref]
                 mention.entities.append(
-                    MentionEntity(matched_text=entity.name, **{f"{entity.kind}_id": entity.id})
+                    MentionEntity(
+                        matched_text=entity.name, linked_at=post.at, **{f"{entity.kind}_id": entity.id}
+                    )
                 )
             mention.classification = Classification(
                 model_id="synthetic",

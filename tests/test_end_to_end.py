@@ -83,7 +83,7 @@ def test_each_practice_digest_counts_exactly_the_mentions_it_may_see(
         rows = session.execute(
             select(Classification)
             .join(Mention, Mention.id == Classification.mention_id)
-            .where(visible_to(manager), Mention.created_at >= start, Mention.created_at < end)
+            .where(visible_to(manager), Mention.collected_at >= start, Mention.collected_at < end)
         ).scalars()
         counted = Counter(label for classification in rows for label in classification.labels)
         assert {CATEGORIES[name]: int(n) for name, n in shown.items()} == {

@@ -6,7 +6,9 @@ practice never sees another practice's mentions. The defence organisation sees a
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, false, or_, select, true
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Subquery, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from vigil.models import Doctor, Mention, MentionEntity, Recipient, Scope
@@ -30,6 +32,24 @@ def entity_in_scope(recipient: Recipient) -> ColumnElement[bool]:
 def visible_to(recipient: Recipient) -> ColumnElement[bool]:
     """A condition on Mention: it names at least one entity this recipient may see."""
     return exists().where(MentionEntity.mention_id == Mention.id, entity_in_scope(recipient))
+
+
+def reached_between(recipient: Recipient, start: datetime, end: datetime) -> Subquery:
+    """The mentions that first reached this recipient in [start, end), and when (``mention_id``, ``at``).
+
+    A mention reaches a recipient when it is linked to an entity in their scope: when it is
+    collected, or later, when a post seen again names someone newly registered. Weekly digests
+    count posts by this time, not by when they were posted, so that a post collected late (a slow
+    feed, a backfill, an import) is in the next digest rather than in one already sent.
+    """
+    linked_at = MentionEntity.linked_at
+    return (
+        select(MentionEntity.mention_id, func.min(linked_at).label("at"))
+        .where(linked_at < end, entity_in_scope(recipient))
+        .group_by(MentionEntity.mention_id)
+        .having(func.min(linked_at) >= start)
+        .subquery()
+    )
 
 
 def recipients_for_entity(

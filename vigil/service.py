@@ -84,7 +84,13 @@ def _step(name: str, failed: list[str]) -> Iterator[None]:
         yield
     except Exception as exc:
         _log_failure(f"pipeline step {name} failed", exc)
-        failed.append(name)
+        failed.append(f"{name} [{_describe(exc)}]")
+
+
+def _describe(exc: Exception) -> str:
+    """An error in one line for the operator: a VigilError's message says it all."""
+    message = str(exc) if isinstance(exc, VigilError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(message.split())[:300]
 
 
 def _log_failure(what: str, exc: Exception, **extra: Any) -> None:
@@ -130,7 +136,8 @@ def check_start(settings: Settings) -> None:
 def pipeline_job() -> None:
     from vigil.scheduler import STOPPING, current_runtime
 
-    _recorded("pipeline", lambda: run_pipeline(current_runtime(), STOPPING))
+    runtime = current_runtime()
+    _recorded(runtime, "pipeline", lambda: run_pipeline(runtime, STOPPING))
 
 
 def digests_job() -> None:
@@ -140,25 +147,51 @@ def digests_job() -> None:
     from vigil.scheduler import current_runtime
 
     runtime = current_runtime()
-    _recorded("digests", lambda: send_due_digests(runtime))
-    _recorded("case digest", lambda: send_due_digest(runtime))
+    _recorded(runtime, "digests", lambda: send_due_digests(runtime))
+    _recorded(runtime, "case digest", lambda: send_due_digest(runtime))
 
 
-# Runs of each job that failed in a row, in this process: what /healthz reports.
+# Runs of each job that failed in a row, in this process: what /healthz reports. And the jobs the
+# operator has been told are failing (one scheduler runs per database, so this process knows).
 JOB_FAILURES: dict[str, int] = {}
+JOBS_REPORTED: set[str] = set()
 
 
-def _recorded(job: str, work: Callable[[], Any]) -> None:
+def _recorded(runtime: Runtime, job: str, work: Callable[[], Any]) -> None:
+    """Run a job, count its failures in a row, and tell the operator when it keeps failing (a
+    model that will not load stops every threat alert) and again when it works."""
+    failures = JOB_FAILURES.get(job, 0)
     try:
         result = work()
     except Exception as exc:
         metrics.JOB_RUNS.labels(job, "failed").inc()
-        JOB_FAILURES[job] = JOB_FAILURES.get(job, 0) + 1
+        JOB_FAILURES[job] = failures + 1
         _log_failure(f"job {job} failed", exc, job=job)
+        if failures + 1 >= int(runtime.settings.service.failure_alert_after) and job not in JOBS_REPORTED:
+            message = f"The {job} job failed {failures + 1} times in a row, the last with: {_describe(exc)}."
+            if _tell_operator(runtime, "job_failing", f"Vigil's {job} job is failing", message):
+                JOBS_REPORTED.add(job)
         return
     metrics.JOB_RUNS.labels(job, "ok").inc()
     JOB_FAILURES[job] = 0
     log.info("job %s: %s", job, result, extra={"job": job})
+    if job in JOBS_REPORTED:
+        message = f"The {job} job ran again after {failures} failed runs: {result}."
+        if _tell_operator(runtime, "job_recovered", f"Vigil's {job} job works again", message):
+            JOBS_REPORTED.discard(job)
+
+
+def _tell_operator(runtime: Runtime, kind: str, subject: str, message: str) -> bool:
+    """Store an operator event (emailed by the next pipeline pass); False if the database refused."""
+    from vigil.ops import raise_operator_event
+
+    try:
+        with runtime.transaction() as session:
+            raise_operator_event(session, kind, subject, message)
+    except Exception as exc:
+        _log_failure(f"could not record the operator event {subject!r}", exc)
+        return False
+    return True
 
 
 def service_jobs(settings: Settings) -> list[Any]:
@@ -202,6 +235,7 @@ def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int
         body["status"] = "failing"
         return 503, body
     threshold = int(runtime.settings.collector.failure_alert_after)
+    job_threshold = int(runtime.settings.service.failure_alert_after)
     body["sources"] = {
         state.source: {
             "last_success": state.last_success_at.isoformat(timespec="seconds")
@@ -213,7 +247,7 @@ def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int
     }
     body["jobs"] = {job: {"consecutive_failures": count} for job, count in sorted(JOB_FAILURES.items())}
     failing = [s.source for s in states if s.consecutive_failures >= threshold]
-    failing += [job for job, count in JOB_FAILURES.items() if count >= threshold]
+    failing += [job for job, count in JOB_FAILURES.items() if count >= job_threshold]
     body["status"] = "failing" if not ok else ("degraded" if failing else "ok")
     return (200 if ok else 503), body
 

@@ -55,6 +55,7 @@ class Factory:
         text: str = "",
         scores: dict[str, float] | None = None,
         created_at: datetime = NOW - timedelta(minutes=5),
+        found_at: datetime | None = None,
         classified_at: datetime | None = None,
         source: str = "x",
         url: str | None = None,
@@ -68,8 +69,9 @@ class Factory:
             url=url if url is not None else f"https://x.com/someone/status/{number}",
             author=author,
             created_at=created_at,
+            collected_at=found_at or created_at,
             text=text or f"Post number {number} about {self._names(about)}",
-            entities=[self._entity(target) for target in about],
+            entities=[self._entity(target, found_at or created_at) for target in about],
         )
         if classify:
             mention.classification = Classification(
@@ -92,12 +94,12 @@ class Factory:
         self.session.commit()
 
     @staticmethod
-    def _entity(target: Target) -> MentionEntity:
+    def _entity(target: Target, linked_at: datetime) -> MentionEntity:
         if isinstance(target, Tenancy):
             target = target.doctors[0]
         if isinstance(target, Doctor):
-            return MentionEntity(doctor=target, matched_text=target.full_name)
-        return MentionEntity(practice=target, matched_text=target.name)
+            return MentionEntity(doctor=target, matched_text=target.full_name, linked_at=linked_at)
+        return MentionEntity(practice=target, matched_text=target.name, linked_at=linked_at)
 
     @staticmethod
     def _names(about: tuple[Target, ...]) -> str:

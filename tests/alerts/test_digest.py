@@ -12,11 +12,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from alerts.config import AlertsConfig, load_config
-from alerts.digest import DigestReport, build_digests, preview_html
+from alerts.digest import DigestReport, build_digests, preview_html, scope_data
 from alerts.weeks import Week
 from tests.alerts.conftest import Factory
 from tests.conftest import Tenancy
-from vigil.models import OutboxMessage, Recipient
+from vigil.models import MentionEntity, OutboxMessage, Recipient
 from vigil.settings import Settings
 
 WEEK = Week(2026, 46)  # Monday 9 to Sunday 15 November 2026 (GMT)
@@ -73,6 +73,45 @@ def test_a_digest_counts_each_category_against_the_week_before(
     assert row(text, "Other mentions") == (1, 0, "+1")
     assert "5 posts about Alice Road Surgery and its doctors, against 1 the week before." in text
     assert ">Criticism</td>" in html and ">2</td>" in html
+
+
+def test_a_post_found_after_its_weeks_digest_was_sent_is_in_the_digest_of_the_week_it_was_found(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    assert alice.recipient
+    make.mention(alice, labels=["critical"], text="Posted last week, found this week", created_at=LAST_WEEK,
+                 found_at=THIS_WEEK)  # fmt: skip
+    make.mention(alice, labels=["critical"], text="Posted this week, found next week", created_at=THIS_WEEK,
+                 found_at=SENT_AT)  # fmt: skip
+    build(engine, config)
+    text, _ = parts(digest_for(session, alice.recipient.email))
+    assert row(text, "Criticism") == (1, 0, "+1")
+    assert "Posted last week, found this week" in text
+    assert "found next week" not in text
+
+
+def test_a_post_that_reaches_a_second_practice_later_counts_for_it_in_the_week_it_got_there(
+    session: Session,
+    engine: Engine,
+    config: AlertsConfig,
+    make: Factory,
+    alice: Tenancy,
+    bob: Tenancy,
+    org: Tenancy,
+) -> None:
+    assert alice.recipient and bob.recipient and org.recipient
+    long_ago = THIS_WEEK - timedelta(days=365)
+    mention = make.mention(alice, labels=["critical"], text="Both surgeries are slow", created_at=long_ago)
+    session.add(
+        MentionEntity(mention=mention, doctor=bob.doctors[0], matched_text="Bob", linked_at=THIS_WEEK)
+    )
+    session.commit()
+    build(engine, config)
+    assert "All quiet" in parts(digest_for(session, alice.recipient.email))[0]
+    bob_text, _ = parts(digest_for(session, bob.recipient.email))
+    assert row(bob_text, "Criticism") == (1, 0, "+1")
+    assert "Both surgeries are slow" in bob_text
+    assert not any(scope_data(session, config, org.recipient, WEEK).totals)  # it reached them long ago
 
 
 def test_a_recipient_of_bob_sees_nothing_about_alice_or_charlie(

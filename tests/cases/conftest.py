@@ -24,6 +24,7 @@ def add_post(
     entities: Sequence[Entity],
     *,
     at: datetime,
+    found_at: datetime | None = None,
     author: str = "someone",
     text: str = "",
     labels: Sequence[str] = ("critical",),
@@ -36,14 +37,18 @@ def add_post(
         url=f"https://x.example/{author}/{number}",
         author=author,
         created_at=at,
-        collected_at=at,
+        collected_at=found_at or at,
         text=text or f"post {number} about {' and '.join(names)}",
     )
     for entity, name in zip(entities, names, strict=True):
         if isinstance(entity, Doctor):
-            mention.entities.append(MentionEntity(doctor_id=entity.id, matched_text=name))
+            mention.entities.append(
+                MentionEntity(doctor_id=entity.id, matched_text=name, linked_at=found_at or at)
+            )
         else:
-            mention.entities.append(MentionEntity(practice_id=entity.id, matched_text=name))
+            mention.entities.append(
+                MentionEntity(practice_id=entity.id, matched_text=name, linked_at=found_at or at)
+            )
     mention.classification = Classification(
         model_id="test",
         model_version="1",

@@ -237,3 +237,13 @@ def test_a_post_with_several_flagged_labels_is_one_flagged_mention(
     assert "Members had 1 flagged mention (threats, abuse or criticism), against 1 the week before." in text
     assert "Members had 1 flagged mention (threats, abuse or criticism) in the week of" in html
     assert "- Dr Amira Hassan (GMC 1000001): 1 (the week before: 1)" in text
+
+
+def test_a_post_found_late_counts_in_the_week_it_was_found(
+    session: Session, rt: Runtime, inbox: Inbox, post: Post, org: Tenancy, alice: Tenancy
+) -> None:
+    post(alice.doctors[0], at=T0 - timedelta(days=7), found_at=T0, labels=("critical",))
+    assert send_due_digest(rt, week=WEEK, now=DIGEST_DUE) == 1
+    text = body(inbox.messages[0], "plain")
+    assert "Members had 1 flagged mention (threats, abuse or criticism), against 0 the week before." in text
+    assert "- Dr Amira Hassan (GMC 1000001): 1 (the week before: 0)" in text

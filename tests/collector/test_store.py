@@ -207,6 +207,8 @@ def test_a_post_seen_again_after_the_register_grew_is_linked_and_labelled_again(
     [mention] = mentions(session)
     assert (report.stored, report.duplicates, report.linked) == (0, 1, 1)
     assert linked(mention) == [alice.doctors[0].id, bob.doctors[0].id]
+    first, late = mention.entities
+    assert late.linked_at > first.linked_at  # Dr Osei's digest counts it in the week it reached him
     assert (mention.classification, mention.detected_at) == (None, None)  # labelled and scanned again
     assert (mention.classify_claimed_by, mention.detect_claimed_by) == (None, None)
 

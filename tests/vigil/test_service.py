@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from alerts.config import load_config
 from alerts.outbox import enqueue
-from vigil import scheduler, service
-from vigil.models import OutboxMessage, OutboxStatus, SourceState
+from vigil import ops, scheduler, service
+from vigil.models import OperatorEvent, OutboxMessage, OutboxStatus, SourceState
 from vigil.runtime import Runtime
 from vigil.service import PipelineError, health, run_pipeline
 from vigil.settings import Settings
@@ -52,20 +52,83 @@ def test_a_source_failing_again_and_again_makes_health_degraded(runtime: Runtime
     assert body["sources"]["x"]["consecutive_failures"] == 5
 
 
-def test_a_job_failing_again_and_again_makes_health_degraded(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh record of job failures, as in a newly started ``vigil run``."""
     monkeypatch.setattr(service, "JOB_FAILURES", {})
-    for _ in range(runtime.settings.collector.failure_alert_after):
-        service._recorded("pipeline", lambda: 1 / 0)
+    monkeypatch.setattr(service, "JOBS_REPORTED", set())
+
+
+def test_a_job_failing_again_and_again_makes_health_degraded(runtime: Runtime, jobs: None) -> None:
+    for _ in range(runtime.settings.service.failure_alert_after):
+        service._recorded(runtime, "pipeline", lambda: 1 / 0)
     status, body = health(runtime, lambda: True)
     assert (status, body["status"], body["jobs"]) == (
         200,
         "degraded",
-        {"pipeline": {"consecutive_failures": 5}},
+        {"pipeline": {"consecutive_failures": 3}},
     )
-    service._recorded("pipeline", lambda: "ok")
+    service._recorded(runtime, "pipeline", lambda: "ok")
     assert health(runtime, lambda: True)[1]["status"] == "ok"
+
+
+def events(session: Session) -> list[tuple[str, str, str]]:
+    session.expire_all()
+    rows = session.scalars(select(OperatorEvent).order_by(OperatorEvent.id)).all()
+    session.commit()  # end the read: on SQLite it would hold off the job's write
+    return [(event.kind, event.subject, event.message) for event in rows]
+
+
+def test_the_operator_is_told_once_when_a_job_keeps_failing_and_once_when_it_works_again(
+    runtime: Runtime, session: Session, jobs: None
+) -> None:
+    def fails() -> None:
+        raise PipelineError("pipeline step(s) failed: classify [no trained model in var/models/vigil]")
+
+    for _ in range(2):
+        service._recorded(runtime, "pipeline", fails)
+    assert events(session) == []  # one bad minute is not worth an email
+    for _ in range(3):
+        service._recorded(runtime, "pipeline", fails)
+    assert events(session) == [
+        (
+            "job_failing",
+            "Vigil's pipeline job is failing",
+            "The pipeline job failed 3 times in a row, the last with: pipeline step(s) failed:"
+            " classify [no trained model in var/models/vigil].",
+        )
+    ]
+    service._recorded(runtime, "pipeline", lambda: "3 classified")
+    service._recorded(runtime, "pipeline", lambda: "0 classified")
+    assert events(session)[1:] == [
+        (
+            "job_recovered",
+            "Vigil's pipeline job works again",
+            "The pipeline job ran again after 5 failed runs: 3 classified.",
+        )
+    ]
+
+
+def test_a_job_that_cannot_tell_the_operator_tells_them_at_its_next_failure(
+    settings: Settings, session: Session, jobs: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = Runtime(settings.with_overrides(service__failure_alert_after=1))
+    real = ops.raise_operator_event
+    outcomes = iter([OSError("database unreachable"), None])
+
+    def record(session: Session, kind: str, subject: str, message: str) -> OperatorEvent:
+        if (error := next(outcomes)) is not None:
+            raise error
+        return real(session, kind, subject, message)
+
+    monkeypatch.setattr(ops, "raise_operator_event", record)
+    try:
+        service._recorded(runtime, "digests", lambda: 1 / 0)
+        assert events(session) == []
+        service._recorded(runtime, "digests", lambda: 1 / 0)
+    finally:
+        runtime.close()
+    assert [kind for kind, _, _ in events(session)] == ["job_failing"]
 
 
 def test_an_unreachable_database_is_failing_without_a_traceback(settings: Settings) -> None:
@@ -90,7 +153,9 @@ def test_a_failing_step_does_not_hold_back_the_emails_already_queued(
         enqueue(session, email, key="case:1", kind="case", recipient_email="team@example.org", subject="Case",
                 text="A case", html="<p>A case</p>")  # fmt: skip
         session.commit()
-        with pytest.raises(PipelineError, match=r"failed: classify \(0 classified"):
+        with pytest.raises(
+            PipelineError, match=r"failed: classify \[no trained model in .*\] \(0 classified"
+        ):
             run_pipeline(runtime)
         assert "Traceback" not in caplog.text  # no model is a known problem: one line says so
         assert "pipeline step classify failed: no trained model in" in caplog.text

@@ -173,9 +173,10 @@ def run_demo(settings: Settings, folder: Path, progress: Progress) -> DemoSummar
 
         step = progress.add_task("Weekly digests", total=None)
         config = load_config(settings)
-        week = _busiest_week(tweets, config.digest.timezone)
+        # Digests count posts in the week Vigil found them: all of the demo's, this week (unfinished).
+        week = Week.containing(datetime.now(UTC), config.digest.timezone)
         build_digests(runtime.engine, config, week, now=now)
-        send_due_digest(runtime, now=now, week=Week.containing(now, config.digest.timezone))
+        send_due_digest(runtime, now=now, week=week)
         deliver(runtime.engine, config.email, now=now)
         progress.update(step, total=1, completed=1)
 
@@ -183,13 +184,6 @@ def run_demo(settings: Settings, folder: Path, progress: Progress) -> DemoSummar
     finally:
         runtime.close()
     return summary
-
-
-def _busiest_week(tweets: list[Tweet], timezone: Any) -> Any:
-    from alerts.weeks import Week
-
-    weeks = Counter(Week.containing(tweet.created_at, timezone) for tweet in tweets)
-    return weeks.most_common(1)[0][0]
 
 
 def _summarise(runtime: Runtime, summary: DemoSummary, week: Any) -> None:

@@ -68,6 +68,9 @@ class MentionEntity(Base):
     )
     matched_text: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(Text, default="")
+    # When the mention reached this entity: when it was collected, or later when a post seen again
+    # named someone newly registered. Digests count a post in the week it reached the recipient.
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     mention: Mapped[Mention] = relationship(back_populates="entities")
     doctor: Mapped[Doctor | None] = relationship()
