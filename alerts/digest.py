@@ -47,6 +47,7 @@ class ScopeData:
     counts: dict[str, list[int]]
     totals: list[int]
     urgent: int  # this week's posts labelled threat or abusive
+    unlabelled: int  # this week's posts the classifier had not labelled yet (in no category)
     top: dict[str, list[int]]
 
     @property
@@ -152,11 +153,11 @@ def scope_data(
     if cache is not None and key in cache:
         return cache[key]
     weeks = [week.shifted(offset) for offset in range(1 - config.digest.trend_weeks, 1)]
-    counts, totals, urgent = _weekly_counts(session, config, recipient, weeks)
+    counts, totals, urgent, unlabelled = _weekly_counts(session, config, recipient, weeks)
     top = {
         label: _top_posts(session, config, recipient, week, label) for label in LABELS if counts[label][-1]
     }
-    data = ScopeData(weeks, counts, totals, urgent, top)
+    data = ScopeData(weeks, counts, totals, urgent, unlabelled, top)
     if cache is not None:
         cache[key] = data
     return data
@@ -164,36 +165,38 @@ def scope_data(
 
 def _weekly_counts(
     session: Session, config: AlertsConfig, recipient: Recipient, weeks: list[Week]
-) -> tuple[dict[str, list[int]], list[int], int]:
-    """Mentions per category per week, in one query (the week of each is found with a CASE)."""
+) -> tuple[dict[str, list[int]], list[int], int, int]:
+    """Mentions per category per week, in one query (the week of each is found with a CASE); and
+    this week's urgent and unlabelled mentions."""
     timezone = config.digest.timezone
     bounds = [w.start(timezone) for w in weeks] + [weeks[-1].end(timezone)]
     reached = reached_between(recipient, bounds[0], bounds[-1])
     bucket = case(*[(reached.c.at < bounds[i + 1], i) for i in range(len(weeks))], else_=len(weeks))
     flags = [getattr(Classification, label) for label in LABELS]
-    neutral = not_(func.coalesce(or_(*flags), False))
+    labelled = Classification.mention_id.is_not(None)
+    neutral = labelled & not_(or_(*flags))
     urgent = func.coalesce(or_(Classification.threat, Classification.abusive), False)
     columns = [func.sum(case((flag.is_(True), 1), else_=0)) for flag in flags]
     columns.append(func.sum(case((neutral, 1), else_=0)))
     columns.append(func.sum(case((urgent, 1), else_=0)))
+    columns.append(func.sum(case((labelled, 0), else_=1)))
     rows = session.execute(
-        select(bucket.label("week"), func.count(Mention.id), *columns)
+        select(bucket.label("week"), func.count(), *columns)
         .select_from(reached)
-        .join(Mention, Mention.id == reached.c.mention_id)
-        .outerjoin(Classification, Classification.mention_id == Mention.id)
+        .outerjoin(Classification, Classification.mention_id == reached.c.mention_id)
         .group_by("week")
     ).all()
     counts = {category: [0] * len(weeks) for category in CATEGORIES}
     totals = [0] * len(weeks)
-    urgent_this_week = 0
+    urgent_this_week = unlabelled_this_week = 0
     for row in rows:
         index = int(row[0])
         totals[index] = int(row[1])
         for position, category in enumerate(CATEGORIES):
             counts[category][index] = int(row[2 + position] or 0)
         if index == len(weeks) - 1:
-            urgent_this_week = int(row[-1] or 0)
-    return counts, totals, urgent_this_week
+            urgent_this_week, unlabelled_this_week = int(row[-2] or 0), int(row[-1] or 0)
+    return counts, totals, urgent_this_week, unlabelled_this_week
 
 
 def _top_posts(
@@ -254,6 +257,7 @@ def digest_context(
         "total": data.totals[-1],
         "last_total": data.totals[-2],
         "attention": data.urgent if {"threat", "abusive"} & set(wanted) else 0,
+        "unlabelled": data.unlabelled,
         "rows": rows,
         "chart": None if not any(data.totals) else _chart(config, data, shown),
         "sections": sections,

@@ -114,6 +114,23 @@ def test_a_post_that_reaches_a_second_practice_later_counts_for_it_in_the_week_i
     assert not any(scope_data(session, config, org.recipient, WEEK).totals)  # it reached them long ago
 
 
+def test_posts_not_yet_labelled_are_counted_apart_from_the_other_mentions(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    assert alice.recipient
+    make.mention(alice, created_at=THIS_WEEK)
+    make.mention(alice, created_at=THIS_WEEK, classify=False)  # the classifier has not reached it
+    build(engine, config)
+    text, html = parts(digest_for(session, alice.recipient.email))
+    assert "2 posts about Alice Road Surgery" in text
+    assert row(text, "Other mentions") == (1, 0, "+1")
+    for part in (text, html):
+        assert (
+            "1 of these posts was not yet labelled when this digest was built, so it is in no category"
+            in part
+        )
+
+
 def test_a_recipient_of_bob_sees_nothing_about_alice_or_charlie(
     session: Session,
     engine: Engine,
