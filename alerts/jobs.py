@@ -36,14 +36,17 @@ class AlertsPass:
 
 
 def send_alerts(runtime: Runtime, now: datetime | None = None) -> AlertsPass:
-    """Route, then deliver: the outbox is delivered even when routing fails, so alerts already
-    queued still go out (the failure is raised afterwards)."""
+    """Route, tell the operator, then deliver: the operator's email and the outbox go out even when
+    routing fails, so alerts already queued are sent and the operator hears of the failure (it is
+    raised afterwards)."""
     config = load_config(runtime.settings)
     now = now or utcnow()
     try:
-        routing = route_new_mentions(runtime.engine, config, now)
-        with runtime.transaction() as session:
-            events = notify_operator(session, config, now)
+        try:
+            routing = route_new_mentions(runtime.engine, config, now)
+        finally:
+            with runtime.transaction() as session:
+                events = notify_operator(session, config, now)
     finally:
         delivery = deliver(runtime.engine, config.email, now=now)
     return AlertsPass(routing, events, delivery)

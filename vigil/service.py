@@ -23,6 +23,7 @@ from typing import Any
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, text
+from sqlalchemy.exc import StatementError
 
 from vigil import metrics
 from vigil.errors import VigilError
@@ -63,16 +64,15 @@ def run_pipeline(runtime: Runtime, stop: threading.Event | None = None) -> Pipel
     failed: list[str] = []
     with _step("classify", failed):
         report.classified = classify(runtime)
-    if stop is not None and stop.is_set():
-        return report
-    with _step("detect cases", failed):
-        cases = detect(runtime)
-        report.cases_opened = len(cases.opened)
-        metrics.CASES_OPENED.inc(len(cases.opened))
-    with _step("send alerts", failed):
-        alerts = send_alerts(runtime)
-        report.alerts_queued = alerts.routing.emails
-        report.emails_sent = alerts.delivery.sent
+    if stop is None or not stop.is_set():
+        with _step("detect cases", failed):
+            cases = detect(runtime)
+            report.cases_opened = len(cases.opened)
+            metrics.CASES_OPENED.inc(len(cases.opened))
+        with _step("send alerts", failed):
+            alerts = send_alerts(runtime)
+            report.alerts_queued = alerts.routing.emails
+            report.emails_sent = alerts.delivery.sent
     if failed:
         raise PipelineError(f"pipeline step(s) failed: {', '.join(failed)} ({report})")
     return report
@@ -88,8 +88,14 @@ def _step(name: str, failed: list[str]) -> Iterator[None]:
 
 
 def _describe(exc: Exception) -> str:
-    """An error in one line for the operator: a VigilError's message says it all."""
-    message = str(exc) if isinstance(exc, VigilError) else f"{type(exc).__name__}: {exc}"
+    """An error in one line for the operator: a VigilError's message says it all; a database
+    error's first line only, as the rest holds the statement's values (posts, addresses)."""
+    if isinstance(exc, VigilError):
+        message = str(exc)
+    elif isinstance(exc, StatementError) and exc.orig is not None:
+        message = f"{type(exc.orig).__name__}: {str(exc.orig).strip().splitlines()[0]} (details in the log)"
+    else:
+        message = f"{type(exc).__name__}: {exc}"
     return " ".join(message.split())[:300]
 
 
@@ -173,10 +179,12 @@ def _recorded(runtime: Runtime, job: str, work: Callable[[], Any]) -> None:
                 JOBS_REPORTED.add(job)
         return
     metrics.JOB_RUNS.labels(job, "ok").inc()
-    JOB_FAILURES[job] = 0
     log.info("job %s: %s", job, result, extra={"job": job})
+    if result is None:  # nothing was due (a digest job most of the week): no news of its health
+        return
+    JOB_FAILURES[job] = 0
     if job in JOBS_REPORTED:
-        message = f"The {job} job ran again after {failures} failed runs: {result}."
+        message = f"The {job} job ran again: {result}."
         if _tell_operator(runtime, "job_recovered", f"Vigil's {job} job works again", message):
             JOBS_REPORTED.discard(job)
 

@@ -2,7 +2,8 @@
 
 Digests count a post in the week it reached the recipient, so that a post collected late, or
 linked later to someone newly registered, is in a digest. Existing links take the time their
-mention was collected.
+mention was collected (so a post written before the week of the upgrade but collected in it is
+counted in that week, even if an earlier digest counted it by its posting time).
 
 Revision ID: 0010
 Revises: 0009

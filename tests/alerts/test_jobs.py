@@ -84,7 +84,7 @@ def test_one_pass_routes_and_delivers_alerts_over_smtp_once(
     assert "https://x.com/someone/status/" in text
 
 
-def test_email_already_queued_goes_out_even_when_routing_fails(
+def test_email_already_queued_and_the_operators_go_out_even_when_routing_fails(
     session: Session,
     smtp_settings: Settings,
     smtp_server: SmtpServer,
@@ -95,15 +95,23 @@ def test_email_already_queued_goes_out_even_when_routing_fails(
     guidance = tmp_path / "guidance"
     shutil.copytree(resource_dir("config") / "guidance", guidance)
     (guidance / "threat.md").write_text("# Threats\n\nCall {{ advice_phone }}.\n")  # broken before any load
-    runtime = Runtime(smtp_settings.with_overrides(alerts__guidance_dir=str(guidance)))
+    runtime = Runtime(
+        smtp_settings.with_overrides(
+            alerts__guidance_dir=str(guidance), email__operator_address="ops@vigil.example"
+        )
+    )
     try:
         queue(session, load_config(runtime.settings), ["manager@example.org"], kind="case")
+        raise_operator_event(session, "job_failing", "Vigil's pipeline job is failing", "send alerts failed")
         make.mention(alice, labels=["threat"], text="I will be waiting for you after surgery")
         with pytest.raises(SettingsError, match="advice_phone"):
             send_alerts(runtime, NOW)
     finally:
         runtime.close()
-    assert [r.rcpt_tos for r in smtp_server.received] == [["manager@example.org"]]
+    assert sorted(r.rcpt_tos for r in smtp_server.received) == [
+        ["manager@example.org"],
+        ["ops@vigil.example"],
+    ]
 
 
 def test_operator_events_reach_the_operator_once_in_one_email(

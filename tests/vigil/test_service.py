@@ -104,9 +104,33 @@ def test_the_operator_is_told_once_when_a_job_keeps_failing_and_once_when_it_wor
         (
             "job_recovered",
             "Vigil's pipeline job works again",
-            "The pipeline job ran again after 5 failed runs: 3 classified.",
+            "The pipeline job ran again: 3 classified.",
         )
     ]
+
+
+def test_a_digest_job_with_nothing_due_says_nothing_of_its_health(
+    runtime: Runtime, session: Session, jobs: None
+) -> None:
+    for _ in range(3):
+        service._recorded(runtime, "digests", lambda: 1 / 0)
+    service._recorded(runtime, "digests", lambda: None)  # its day is over: the digests were not sent
+    assert [kind for kind, _, _ in events(session)] == ["job_failing"]
+    assert health(runtime, lambda: True)[1]["status"] == "degraded"
+
+
+def test_the_operator_is_not_sent_the_values_of_a_failed_database_statement(
+    runtime: Runtime, session: Session, jobs: None
+) -> None:
+    def query() -> None:
+        with runtime.transaction() as failing:
+            failing.execute(text("SELECT :post FROM no_such_table"), {"post": "Dr Hassan lives on Elm Road"})
+
+    for _ in range(3):
+        service._recorded(runtime, "pipeline", query)
+    [(_, _, message)] = events(session)
+    assert "no_such_table" in message and "(details in the log)" in message
+    assert "Elm Road" not in message
 
 
 def test_a_job_that_cannot_tell_the_operator_tells_them_at_its_next_failure(
@@ -157,6 +181,10 @@ def test_a_failing_step_does_not_hold_back_the_emails_already_queued(
             PipelineError, match=r"failed: classify \[no trained model in .*\] \(0 classified"
         ):
             run_pipeline(runtime)
+        stopping = threading.Event()
+        stopping.set()
+        with pytest.raises(PipelineError, match="classify"):  # stopping after it does not hide it
+            run_pipeline(runtime, stopping)
         assert "Traceback" not in caplog.text  # no model is a known problem: one line says so
         assert "pipeline step classify failed: no trained model in" in caplog.text
     finally:
