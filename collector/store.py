@@ -12,8 +12,10 @@ mention (``copy_of`` the first; its address left out of the unique key), linked 
 each practice sees its own snippet with its own labels and nothing of another member's. The same
 post seen again after the register has grown (the very same text) is linked to the entities of
 new practices instead, and sent back through labelling, so that routing alerts their recipients
-and case detection scans it again. A doctor at a practice already reached is not linked again,
-so a recipient for that doctor alone does not hear of the article. Posts without an address are
+and case detection scans it again. A doctor named at a practice the article has reached is linked
+to the mention that reached it, which goes back through labelling too: a recipient for that
+doctor alone hears of the article, and the practice, already alerted to that mention, is not
+alerted again. Posts without an address are
 never joined this way: their ids are typed by people (file imports), and two unrelated rows can
 share one. Joining locks the article's first mention, so two collectors join one at a time.
 """
@@ -88,13 +90,16 @@ def store_copy(session: Session, values: dict[str, Any], matches: Sequence[Entit
     if address is None:
         return None
     first = session.scalar(select(Mention.id).where(Mention.canonical_url == address))
-    if first is None or not not_reached(session, first, matches):
+    if first is None or not any(unreached(session, first, matches)):
         return None  # the common case (a post seen again) reads without locking
     lock = select(Mention.id).where(Mention.id == first).with_for_update(key_share=True)
     session.execute(lock)  # two collectors join one at a time
-    new = not_reached(session, first, matches)
+    new, colleagues = unreached(session, first, matches)
+    for reacher, doctors in colleagues.items():
+        session.add_all(entity_rows(reacher, doctors))
+        send_back_through_pipeline(session, reacher)
     if not new:
-        return None
+        return "linked" if colleagues else None
     same = session.scalar(select(Mention.id).where(article(first), Mention.text == values["text"]).limit(1))
     if same is None:
         copy = {**values, "canonical_url": None, "copy_of": first}
@@ -107,23 +112,35 @@ def store_copy(session: Session, values: dict[str, Any], matches: Sequence[Entit
 Entity = tuple[int | None, int | None]  # (doctor id, practice id), one of them set
 
 
-def not_reached(session: Session, first: int, matches: Sequence[EntityMatch]) -> list[EntityMatch]:
-    """Whom the post names at practices the article (all entries at its address) has not reached."""
-    linked: list[Entity] = [
-        (row.doctor_id, row.practice_id)
-        for row in session.execute(
-            select(MentionEntity.doctor_id, MentionEntity.practice_id)
-            .join(Mention, Mention.id == MentionEntity.mention_id)
-            .where(article(first))
-        )
-    ]
+def unreached(
+    session: Session, first: int, matches: Sequence[EntityMatch]
+) -> tuple[list[EntityMatch], dict[int, list[EntityMatch]]]:
+    """Whom the post names that the article (all entries at its address) has not reached: those at
+    practices it has not reached; and doctors at practices it has, by the mention that reached
+    each practice (their practice has the article; they, as recipients of their own, have not)."""
+    rows = session.execute(
+        select(MentionEntity.mention_id, MentionEntity.doctor_id, MentionEntity.practice_id)
+        .join(Mention, Mention.id == MentionEntity.mention_id)
+        .where(article(first))
+        .order_by(MentionEntity.mention_id)
+    ).all()
+    linked: list[Entity] = [(row.doctor_id, row.practice_id) for row in rows]
     unlinked = [match for match in matches if (match.doctor_id, match.practice_id) not in linked]
     if not unlinked:  # a post seen again, as most are: no need to look up practices
-        return []
+        return [], {}
     named: list[Entity] = [(match.doctor_id, match.practice_id) for match in unlinked]
     practice = practices_of(session, [*named, *linked])
-    reached = {practice[entity] for entity in linked}
-    return [match for match, entity in zip(unlinked, named, strict=True) if practice[entity] not in reached]
+    reacher: dict[tuple[str, int | None], int] = {}
+    for row, entity in zip(rows, linked, strict=True):
+        reacher.setdefault(practice[entity], row.mention_id)
+    new: list[EntityMatch] = []
+    colleagues: dict[int, list[EntityMatch]] = {}
+    for match, entity in zip(unlinked, named, strict=True):
+        if practice[entity] not in reacher:
+            new.append(match)
+        elif match.doctor_id is not None:  # a practice reached is not linked again
+            colleagues.setdefault(reacher[practice[entity]], []).append(match)
+    return new, colleagues
 
 
 def article(first: int) -> ColumnElement[bool]:

@@ -17,7 +17,16 @@ from collector.store import store_matched
 from collector.urls import canonical_url
 from tests.alerts.conftest import NOW, Factory
 from tests.conftest import Tenancy
-from vigil.models import Alert, AlertMention, Classification, Mention, OutboxMessage, Recipient, Scope
+from vigil.models import (
+    Alert,
+    AlertMention,
+    Classification,
+    Doctor,
+    Mention,
+    OutboxMessage,
+    Recipient,
+    Scope,
+)
 from vigil.settings import Settings
 
 
@@ -318,3 +327,33 @@ def test_an_article_in_two_practices_alerts_feeds_alerts_each_practice_and_the_o
     assert alert_recipients(session) == sorted(
         [alice.recipient.email, bob.recipient.email] + [org.recipient.email] * 2  # type: ignore[union-attr]
     )  # each practice its own snippet; the organisation a threat to each of two members
+
+
+def test_a_doctor_who_gets_their_own_alerts_hears_of_an_article_their_practice_had_already(
+    session: Session, engine: Engine, config: AlertsConfig, alice: Tenancy, org: Tenancy
+) -> None:
+    colleague = Doctor(gmc_number="1000011", full_name="Zara Khan", practice=alice.practice, town="Leeds",
+                       aliases=[], handles=[])  # fmt: skip
+    own = Recipient(email="zara@a10001.example", scope=Scope.DOCTOR, tenant=alice.tenant, doctor=colleague)
+    session.add_all([colleague, own])
+    session.commit()
+    store_matched(session, [alert_entry(alice)])
+    session.scalars(select(Mention)).one().classification = Classification(
+        model_id="test-model", model_version="1", threat=True
+    )
+    session.commit()
+    route(engine, config)
+    entry = Post(
+        "rss", "alert:zara", "https://news.example/gp-row", "", NOW, "Dr Zara Khan will get hers too"
+    )
+    assert (
+        store_matched(session, [(entry, [EntityMatch(colleague.id, None, "Zara Khan", "name")])]).linked == 1
+    )
+    session.scalars(select(Mention)).one().classification = Classification(
+        model_id="test-model", model_version="1", threat=True
+    )
+    session.commit()
+    assert route(engine, config).routed == 1
+    assert alert_recipients(session) == sorted(
+        [alice.recipient.email, org.recipient.email, own.email]  # type: ignore[union-attr]
+    )  # she hears of it; her practice and the organisation not twice

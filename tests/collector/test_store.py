@@ -11,7 +11,7 @@ from collector.matching import EntityMatch
 from collector.post import Post
 from collector.store import store_matched
 from tests.conftest import Tenancy
-from vigil.models import Classification, Mention, MentionEntity
+from vigil.models import Classification, Doctor, Mention, MentionEntity
 
 WHEN = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
@@ -255,6 +255,25 @@ def test_an_entry_naming_only_a_practice_the_article_reached_makes_no_copy(
     session.commit()
     assert (report.stored, report.duplicates) == (0, 1)  # the practice hears of the article once
     assert len(mentions(session)) == 1
+
+
+def test_a_doctor_named_in_another_entry_at_a_practice_the_article_reached_joins_its_mention(
+    session: Session, alice: Tenancy
+) -> None:
+    colleague = Doctor(gmc_number="1000011", full_name="Zara Khan", practice=alice.practice, town="Leeds",
+                       aliases=[], handles=[])  # fmt: skip
+    session.add(colleague)
+    session.commit()
+    store_matched(session, [(alert_entry("1", "Dr Amira Hassan"), names(alice))])
+    session.commit()
+    labelled(session, mentions(session)[0])
+    named = [EntityMatch(colleague.id, None, "Zara Khan", "name + town")]
+    report = store_matched(session, [(alert_entry("2", "Dr Zara Khan, also at Alice Road"), named)])
+    session.commit()
+    [mention] = mentions(session)  # no copy: her practice has the article already
+    assert (report.stored, report.duplicates, report.linked) == (0, 1, 1)
+    assert linked(mention) == [alice.doctors[0].id, colleague.id]
+    assert mention.classification is None  # labelled again, so that routing finds her
 
 
 def test_a_copy_seen_again_is_not_linked_to_a_practice_the_article_reached(
