@@ -29,7 +29,7 @@ from alerts.views import MentionView, mention_views, scope_description
 from alerts.weeks import Week
 from vigil.db import transaction
 from vigil.labels import LABELS, NEUTRAL
-from vigil.models import Classification, Mention, Recipient, utcnow
+from vigil.models import Classification, Recipient, utcnow
 from vigil.scope import reached_between
 
 log = logging.getLogger(__name__)
@@ -206,16 +206,14 @@ def _top_posts(
     timezone = config.digest.timezone
     reached = reached_between(recipient, week.start(timezone), week.end(timezone))
     rows = session.execute(
-        select(Mention.id, Classification.scores)
-        .select_from(reached)
-        .join(Mention, Mention.id == reached.c.mention_id)
-        .join(Classification, Classification.mention_id == Mention.id)
+        select(reached.c.mention_id, Classification.scores)
+        .join(Classification, Classification.mention_id == reached.c.mention_id)
         .where(getattr(Classification, label).is_(True))
-        .order_by(reached.c.at.desc(), Mention.id.desc())
+        .order_by(reached.c.at.desc(), reached.c.mention_id.desc())
         .limit(_CANDIDATES)
     ).all()
     ranked = sorted(rows, key=lambda row: -float((row.scores or {}).get(label) or 0))
-    return [row.id for row in ranked[: config.digest.top_items]]
+    return [row.mention_id for row in ranked[: config.digest.top_items]]
 
 
 def digest_email(

@@ -211,10 +211,9 @@ def flagged_mentions(session: Session, recipient: Recipient, start: datetime, en
     once per label."""
     reached = reached_between(recipient, start, end)
     count = session.scalar(
-        select(func.count(Mention.id))
+        select(func.count())
         .select_from(reached)
-        .join(Mention, Mention.id == reached.c.mention_id)
-        .join(Classification, Classification.mention_id == Mention.id)
+        .join(Classification, Classification.mention_id == reached.c.mention_id)
         .where(flagged_condition())
     )
     return int(count or 0)
