@@ -21,8 +21,9 @@ from alerts.config import AlertsConfig, load_config
 from alerts.digest import DigestReport, build_digests
 from alerts.operator import notify_operator
 from alerts.outbox import DeliveryReport, deliver
-from alerts.routing import BATCH, RoutingReport, enqueue_due_alerts, lock_routing, route_batch
+from alerts.routing import BATCH, RoutingReport, enqueue_due_alerts, route_batch
 from alerts.weeks import Week, due_week, require_ended
+from vigil.claims import lock_routing
 from vigil.db import transaction
 from vigil.models import utcnow
 from vigil.runtime import Runtime

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, select, text
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from alerts.config import AlertsConfig
@@ -45,7 +45,6 @@ from vigil.scope import recipients_for_entity
 log = logging.getLogger(__name__)
 
 BATCH = 200
-_ROUTING_LOCK = 0x5619_A1E7  # PostgreSQL advisory lock key: one routing pass at a time
 
 
 @dataclass
@@ -58,12 +57,6 @@ class RoutingReport:
         self.routed += other.routed
         self.alerted += other.alerted
         self.emails += other.emails
-
-
-def lock_routing(session: Session) -> None:
-    """Serialise routing passes for this transaction (SQLite's BEGIN IMMEDIATE already does)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ROUTING_LOCK})
 
 
 def route_batch(session: Session, config: AlertsConfig, now: datetime) -> RoutingReport:

@@ -11,13 +11,13 @@ feeds, each entry with the snippet around its own doctor's name. That entry is s
 mention (``copy_of`` the first; its address left out of the unique key), linked only to them, so
 each practice sees its own snippet with its own labels and nothing of another member's. The same
 post seen again after the register has grown (the very same text) is linked to the entities of
-new practices instead, and sent back through labelling, so that routing alerts their recipients
-and case detection scans it again. A doctor named at a practice the article has reached is linked
-to the mention that reached it, which goes back through labelling too: a recipient for that
-doctor alone hears of the article, and the practice, already alerted to that mention, is not
-alerted again. Posts without an address are
-never joined this way: their ids are typed by people (file imports), and two unrelated rows can
-share one. Joining locks the article's first mention, so two collectors join one at a time.
+new practices instead. A doctor named at a practice the article has reached is linked to the
+mention that reached it: a recipient for that doctor alone hears of the article, as the practice
+saw it (the snippet around a colleague's name, with its labels). Either way the mention is routed
+again, which alerts only recipients not yet alerted of it, and case detection scans it again.
+Posts without an address are never joined this way: their ids are typed by people (file
+imports), and two unrelated rows can share one. Joining locks the article's first mention, so
+two collectors join one at a time.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from sqlalchemy.orm import Session
 from collector.matching import EntityMatch
 from collector.post import Post
 from collector.urls import canonical_url
-from vigil.models import Classification, Doctor, Mention, MentionEntity
+from vigil.claims import lock_routing
+from vigil.models import Doctor, Mention, MentionEntity, RoutedMention
 
 MAX_ID = 255
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -97,7 +98,7 @@ def store_copy(session: Session, values: dict[str, Any], matches: Sequence[Entit
     new, colleagues = unreached(session, first, matches)
     for reacher, doctors in colleagues.items():
         session.add_all(entity_rows(reacher, doctors))
-        send_back_through_pipeline(session, reacher)
+        route_again(session, reacher)
     if not new:
         return "linked" if colleagues else None
     same = session.scalar(select(Mention.id).where(article(first), Mention.text == values["text"]).limit(1))
@@ -105,7 +106,7 @@ def store_copy(session: Session, values: dict[str, Any], matches: Sequence[Entit
         copy = {**values, "canonical_url": None, "copy_of": first}
         return "stored" if insert_mention(session, copy, new) else None
     session.add_all(entity_rows(same, new))
-    send_back_through_pipeline(session, same)
+    route_again(session, same)
     return "linked"
 
 
@@ -164,22 +165,19 @@ def practices_of(session: Session, entities: list[Entity]) -> dict[Entity, tuple
     return keys
 
 
-def send_back_through_pipeline(session: Session, mention_id: int) -> None:
-    """Label the mention again (the same text, so the same labels) so that routing, keyed on when
-    it was labelled, sees its new entities; and let case detection scan it again."""
+def route_again(session: Session, mention_id: int) -> None:
+    """Let routing see the mention's new entities (it alerts only recipients it has not alerted of
+    it) and case detection scan it again. Its labels stay: labelling it again could change them
+    under alerts already sent. Routing waits for this transaction (the routing lock), so no pass
+    can mark the mention routed while missing the new links."""
+    lock_routing(session)
+    session.execute(delete(RoutedMention).where(RoutedMention.mention_id == mention_id))
     session.execute(
         update(Mention)
         .where(Mention.id == mention_id)
-        .values(
-            classify_claimed_by=None,
-            classify_claimed_at=None,
-            detected_at=None,
-            detect_claimed_by=None,
-            detect_claimed_at=None,
-        )
+        .values(detected_at=None, detect_claimed_by=None, detect_claimed_at=None)
         .execution_options(synchronize_session=False)
     )
-    session.execute(delete(Classification).where(Classification.mention_id == mention_id))
 
 
 def insert_or_skip(session: Session, model: type[Any], values: dict[str, Any]) -> Any:

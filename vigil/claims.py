@@ -14,7 +14,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from vigil.models.base import utcnow
@@ -74,3 +74,13 @@ def release(
             .values({claimed_by.key: None, claimed_at.key: None})
             .execution_options(synchronize_session=False)
         )
+
+
+_ROUTING_LOCK = 0x5619_A1E7  # PostgreSQL advisory lock key: one routing pass at a time
+
+
+def lock_routing(session: Session) -> None:
+    """Serialise routing passes, and the collector's linking of a routed mention to someone new, for
+    this transaction (SQLite's BEGIN IMMEDIATE already does)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ROUTING_LOCK})

@@ -11,7 +11,7 @@ from collector.matching import EntityMatch
 from collector.post import Post
 from collector.store import store_matched
 from tests.conftest import Tenancy
-from vigil.models import Classification, Doctor, Mention, MentionEntity
+from vigil.models import Classification, Doctor, Mention, MentionEntity, RoutedMention
 
 WHEN = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
@@ -149,11 +149,18 @@ def linked(mention: Mention) -> list[int | None]:
 
 
 def labelled(session: Session, mention: Mention) -> None:
-    """Labelled and scanned, and claimed by workers (their results for the old entities are void)."""
+    """Labelled, routed and scanned, and claimed by a detection pass (its result for the old
+    entities is void)."""
     mention.classification = Classification(model_id="m", model_version="1", praise=True)
-    mention.detected_at = mention.classify_claimed_at = mention.detect_claimed_at = WHEN
-    mention.classify_claimed_by = mention.detect_claimed_by = "worker:1:abc"
+    session.add(RoutedMention(mention_id=mention.id, classified_at=WHEN, routed_at=WHEN))
+    mention.detected_at = mention.detect_claimed_at = WHEN
+    mention.detect_claimed_by = "worker:1:abc"
     session.commit()
+
+
+def routed_and_scanned(session: Session, mention: Mention) -> tuple[bool, bool]:
+    is_routed = session.get(RoutedMention, mention.id) is not None
+    return is_routed, mention.detected_at is not None or mention.detect_claimed_by is not None
 
 
 def test_another_entry_at_the_address_naming_someone_new_is_their_own_mention(
@@ -194,7 +201,7 @@ def test_an_entry_seen_again_or_naming_no_one_new_is_a_duplicate(
     assert len(mentions(session)) == 2
 
 
-def test_a_post_seen_again_after_the_register_grew_is_linked_and_labelled_again(
+def test_a_post_seen_again_after_the_register_grew_is_linked_and_routed_again(
     session: Session, alice: Tenancy, bob: Tenancy
 ) -> None:
     tweet = post(text="Dr Amira Hassan and Dr Benedict Osei, both useless")
@@ -209,8 +216,8 @@ def test_a_post_seen_again_after_the_register_grew_is_linked_and_labelled_again(
     assert linked(mention) == [alice.doctors[0].id, bob.doctors[0].id]
     first, late = mention.entities
     assert late.linked_at > first.linked_at  # Dr Osei's digest counts it in the week it reached him
-    assert (mention.classification, mention.detected_at) == (None, None)  # labelled and scanned again
-    assert (mention.classify_claimed_by, mention.detect_claimed_by) == (None, None)
+    assert mention.classification is not None  # its labels stay
+    assert routed_and_scanned(session, mention) == (False, False)  # routed and scanned again
 
 
 def test_a_post_seen_again_naming_no_one_new_keeps_its_labels(session: Session, alice: Tenancy) -> None:
@@ -220,7 +227,7 @@ def test_a_post_seen_again_naming_no_one_new_keeps_its_labels(session: Session, 
     store_matched(session, [(post(), names(alice))])
     session.commit()
     [mention] = mentions(session)
-    assert mention.classification is not None and mention.detect_claimed_by == "worker:1:abc"
+    assert mention.classification is not None and routed_and_scanned(session, mention) == (True, True)
 
 
 def test_posts_without_an_address_sharing_an_id_are_never_joined(
@@ -253,8 +260,8 @@ def test_an_entry_naming_only_a_practice_the_article_reached_makes_no_copy(
     practice = [EntityMatch(None, alice.practice.id, "Alice Road Surgery", "practice name")]
     report = store_matched(session, [(alert_entry("2", "Alice Road Surgery in Leeds"), practice)])
     session.commit()
-    assert (report.stored, report.duplicates) == (0, 1)  # the practice hears of the article once
-    assert len(mentions(session)) == 1
+    assert (report.stored, report.duplicates, report.linked) == (0, 1, 0)  # the practice hears of it once
+    assert [linked(mention) for mention in mentions(session)] == [[alice.doctors[0].id]]
 
 
 def test_a_doctor_named_in_another_entry_at_a_practice_the_article_reached_joins_its_mention(
@@ -273,7 +280,25 @@ def test_a_doctor_named_in_another_entry_at_a_practice_the_article_reached_joins
     [mention] = mentions(session)  # no copy: her practice has the article already
     assert (report.stored, report.duplicates, report.linked) == (0, 1, 1)
     assert linked(mention) == [alice.doctors[0].id, colleague.id]
-    assert mention.classification is None  # labelled again, so that routing finds her
+    assert routed_and_scanned(session, mention) == (False, False)  # so that routing finds her
+
+
+def test_a_doctor_at_a_practice_a_copy_reached_joins_the_copy_not_another_practices_mention(
+    session: Session, alice: Tenancy, bob: Tenancy
+) -> None:
+    colleague = Doctor(gmc_number="2000022", full_name="Bola Ade", practice=bob.practice, town="Bristol",
+                       aliases=[], handles=[])  # fmt: skip
+    session.add(colleague)
+    session.commit()
+    entries = [(alert_entry("1", "Dr Amira Hassan"), names(alice)), (alert_entry("2", "Dr Osei"), names(bob))]
+    store_matched(session, entries)
+    named = [EntityMatch(colleague.id, None, "Bola Ade", "name + town")]
+    store_matched(session, [(alert_entry("3", "Dr Bola Ade of Bob Lane"), named)])
+    session.commit()
+    assert [linked(mention) for mention in mentions(session)] == [
+        [alice.doctors[0].id],
+        [bob.doctors[0].id, colleague.id],  # Alice's snippet stays Alice's
+    ]
 
 
 def test_a_copy_seen_again_is_not_linked_to_a_practice_the_article_reached(
@@ -289,4 +314,5 @@ def test_a_copy_seen_again_is_not_linked_to_a_practice_the_article_reached(
     report = store_matched(session, [(second, both)])
     session.commit()
     assert (report.duplicates, report.linked) == (1, 0)
-    assert linked(mentions(session)[1]) == [bob.doctors[0].id] and copy.classification is not None
+    assert linked(mentions(session)[1]) == [bob.doctors[0].id]
+    assert routed_and_scanned(session, mentions(session)[1]) == (True, True)

@@ -43,7 +43,8 @@ class RoutedMention(Base):
     mention_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("mentions.id", ondelete="CASCADE"), primary_key=True
     )
-    # When the classifier relabels a mention, it is routed again (new recipients only).
+    # When the classifier relabels a mention, it is routed again (new recipients only); the
+    # collector deletes the row when it links the mention to someone new, for the same reason.
     classified_at: Mapped[datetime] = mapped_column()
     routed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
