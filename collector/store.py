@@ -57,12 +57,21 @@ class StoreReport:
 
 
 def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[EntityMatch]]]) -> StoreReport:
-    """Store each post that names at least one entity, once; see the module notes for copies."""
+    """Store each post that names at least one entity, once; see the module notes for copies.
+
+    The routing lock is taken before the first post, and held to the end of the caller's
+    transaction, because a post may link a routed mention to someone new (``route_again``): taken
+    first, it also keeps two collectors from waiting on each other's rows in opposite orders.
+    """
     report = StoreReport()
+    locked = False
     for post, matches in matched:
         if not matches:
             report.unmatched += 1
             continue
+        if not locked:
+            lock_routing(session)
+            locked = True
         values = mention_values(post)
         stored = insert_mention(session, values, matches)
         outcome = "stored" if stored else store_copy(session, values, matches)
@@ -168,9 +177,8 @@ def practices_of(session: Session, entities: list[Entity]) -> dict[Entity, tuple
 def route_again(session: Session, mention_id: int) -> None:
     """Let routing see the mention's new entities (it alerts only recipients it has not alerted of
     it) and case detection scan it again. Its labels stay: labelling it again could change them
-    under alerts already sent. Routing waits for this transaction (the routing lock), so no pass
-    can mark the mention routed while missing the new links."""
-    lock_routing(session)
+    under alerts already sent. Routing waits for this transaction (``store_matched`` holds the
+    routing lock), so no pass can mark the mention routed while missing the new links."""
     session.execute(delete(RoutedMention).where(RoutedMention.mention_id == mention_id))
     session.execute(
         update(Mention)

@@ -80,7 +80,7 @@ _ROUTING_LOCK = 0x5619_A1E7  # PostgreSQL advisory lock key: one routing pass at
 
 
 def lock_routing(session: Session) -> None:
-    """Serialise routing passes, and the collector's linking of a routed mention to someone new, for
-    this transaction (SQLite's BEGIN IMMEDIATE already does)."""
+    """Serialise routing passes and the collector's storing of posts (which can link a routed
+    mention to someone new), for this transaction (SQLite's BEGIN IMMEDIATE already does)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ROUTING_LOCK})

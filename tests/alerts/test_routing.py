@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 
@@ -10,13 +11,15 @@ from sqlalchemy.orm import Session
 
 from alerts.config import AlertsConfig, load_config
 from alerts.jobs import route_new_mentions
-from alerts.routing import RoutingReport
+from alerts.routing import RoutingReport, route_batch
 from collector.matching import EntityMatch
 from collector.post import Post
 from collector.store import store_matched
 from collector.urls import canonical_url
 from tests.alerts.conftest import NOW, Factory
 from tests.conftest import Tenancy
+from vigil.claims import lock_routing
+from vigil.db import transaction
 from vigil.models import (
     Alert,
     AlertMention,
@@ -342,3 +345,55 @@ def test_a_doctor_who_gets_their_own_alerts_hears_of_an_article_their_practice_h
     assert alert_recipients(session) == sorted(
         [alice.recipient.email, org.recipient.email, own.email]  # type: ignore[union-attr]
     )  # she hears of it; her practice and the organisation not twice
+
+
+def test_a_doctor_linked_while_a_routing_pass_is_under_way_is_alerted_by_the_next(
+    session: Session, engine: Engine, config: AlertsConfig, alice: Tenancy, org: Tenancy
+) -> None:
+    colleague = Doctor(gmc_number="1000011", full_name="Zara Khan", practice=alice.practice, town="Leeds",
+                       aliases=[], handles=[])  # fmt: skip
+    own = Recipient(email="zara@a10001.example", scope=Scope.DOCTOR, tenant=alice.tenant, doctor=colleague)
+    session.add_all([colleague, own])
+    session.commit()
+    store_matched(session, [alert_entry(alice)])
+    session.scalars(select(Mention)).one().classification = Classification(
+        model_id="test-model", model_version="1", threat=True
+    )
+    session.commit()
+    routed, collected = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def routing_pass() -> None:  # reads the mention while it names Dr Hassan alone
+        try:
+            with transaction(engine) as pass_session:
+                lock_routing(pass_session)
+                route_batch(pass_session, config, NOW)
+                routed.set()
+                collected.wait(2)  # a collector that did not wait for this pass would commit now
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            routed.set()
+
+    def collecting() -> None:
+        routed.wait()
+        entry = Post(
+            "rss", "alert:zara", "https://news.example/gp-row", "", NOW, "Dr Zara Khan will get hers"
+        )
+        try:
+            with transaction(engine) as collector_session:
+                store_matched(
+                    collector_session, [(entry, [EntityMatch(colleague.id, None, "Zara Khan", "name")])]
+                )
+        except BaseException as error:
+            failures.append(error)
+        collected.set()
+
+    threads = [threading.Thread(target=routing_pass), threading.Thread(target=collecting)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    route(engine, config)
+    assert own.email in alert_recipients(session)

@@ -16,7 +16,7 @@ from collector.store import store_matched
 from collector.urls import canonical_url
 from tests.cases.conftest import T0, Entity, Post, cases_of, hours, run_detection
 from tests.conftest import Tenancy
-from vigil.models import CaseEvent, CaseStatus, Classification, Mention, Severity
+from vigil.models import CaseEvent, CaseStatus, Mention, Severity
 
 
 def busy_history(post: Post, entity: Entity, per_day: int, days: int = 28) -> None:
@@ -176,13 +176,12 @@ def test_a_threat_naming_a_doctor_and_their_practice_is_one_case(
 
 
 def seen_again_naming_both(session: Session, mention: Mention, alice: Tenancy, bob: Tenancy) -> None:
-    """The collector meets the post again once Dr Osei is registered; it is labelled again."""
+    """The collector meets the post again once Dr Osei is registered: it keeps its labels and is
+    scanned again."""
     again = CollectedPost("x", mention.external_id, mention.url, mention.author, T0, mention.text)
     matches = [EntityMatch(t.doctors[0].id, None, t.doctors[0].full_name, "name") for t in (alice, bob)]
     assert store_matched(session, [(again, matches)]).linked == 1
     session.commit()
-    session.refresh(mention)
-    mention.classification = Classification(model_id="test", model_version="1", threat=True)
 
 
 def test_a_threat_case_takes_in_a_doctor_its_post_is_found_to_name_later(

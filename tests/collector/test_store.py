@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -11,6 +13,7 @@ from collector.matching import EntityMatch
 from collector.post import Post
 from collector.store import store_matched
 from tests.conftest import Tenancy
+from vigil.db import session_factory, transaction
 from vigil.models import Classification, Doctor, Mention, MentionEntity, RoutedMention
 
 WHEN = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -316,3 +319,47 @@ def test_a_copy_seen_again_is_not_linked_to_a_practice_the_article_reached(
     assert (report.duplicates, report.linked) == (1, 0)
     assert linked(mentions(session)[1]) == [bob.doctors[0].id]
     assert routed_and_scanned(session, mentions(session)[1]) == (True, True)
+
+
+def test_two_collectors_joining_two_articles_in_opposite_orders_both_commit(
+    backend: str, session: Session, engine: Engine, alice: Tenancy, bob: Tenancy
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: there is no deadlock to look for")
+    colleagues = [
+        Doctor(gmc_number=gmc, full_name=name, practice=tenancy.practice, town="", aliases=[], handles=[])
+        for gmc, name, tenancy in (("1000011", "Zara Khan", alice), ("2000022", "Bola Ade", bob))
+    ]
+    session.add_all(colleagues)
+    session.commit()
+    x, y = "https://news.example/x", "https://news.example/y"
+
+    def entry(feed: str, address: str, doctor: Doctor) -> tuple[Post, list[EntityMatch]]:
+        post = Post("rss", feed, address, "", WHEN, f"Dr {doctor.full_name} again")
+        return post, [EntityMatch(doctor.id, None, doctor.full_name, "name")]
+
+    store_matched(session, [entry("a", x, alice.doctors[0]), entry("b", y, bob.doctors[0])])
+    session.commit()
+    zara, bola = colleagues
+    outcomes: list[str] = []
+    first = session_factory(engine)()
+    store_matched(first, [entry("z", x, zara)])  # joins article X (and holds it)
+
+    def second_collector() -> None:  # joins article Y, then would wait for the first collector
+        with transaction(engine) as other:
+            store_matched(other, [entry("bola-1", y, bola)])
+        outcomes.append("second")
+
+    thread = threading.Thread(target=second_collector)
+    thread.start()
+    time.sleep(0.5)
+    store_matched(first, [entry("bola-2", y, bola)])  # the first now joins article Y too
+    first.commit()
+    first.close()
+    outcomes.append("first")
+    thread.join(10)
+    assert sorted(outcomes) == ["first", "second"]
+    assert sorted(linked(mention) for mention in mentions(session)) == [
+        [alice.doctors[0].id, zara.id],
+        [bob.doctors[0].id, bola.id],
+    ]
