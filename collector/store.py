@@ -16,8 +16,8 @@ mention that reached it: a recipient for that doctor alone hears of the article,
 saw it (the snippet around a colleague's name, with its labels). Either way the mention is routed
 again, which alerts only recipients not yet alerted of it, and case detection scans it again.
 Posts without an address are never joined this way: their ids are typed by people (file
-imports), and two unrelated rows can share one. Joining locks the article's first mention, so
-two collectors join one at a time.
+imports), and two unrelated rows can share one. Storing holds the routing lock (see
+``store_matched``), so two collectors join one at a time.
 """
 
 from __future__ import annotations
@@ -59,9 +59,10 @@ class StoreReport:
 def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[EntityMatch]]]) -> StoreReport:
     """Store each post that names at least one entity, once; see the module notes for copies.
 
-    The routing lock is taken before the first post, and held to the end of the caller's
-    transaction, because a post may link a routed mention to someone new (``route_again``): taken
-    first, it also keeps two collectors from waiting on each other's rows in opposite orders.
+    The routing lock is taken before the first post and held to the end of the caller's
+    transaction, because a post may link a routed mention to someone new (``route_again``). It
+    also makes collectors store one at a time, so two never join one article at once, nor wait
+    on each other's rows in opposite orders.
     """
     report = StoreReport()
     locked = False
@@ -100,10 +101,8 @@ def store_copy(session: Session, values: dict[str, Any], matches: Sequence[Entit
     if address is None:
         return None
     first = session.scalar(select(Mention.id).where(Mention.canonical_url == address))
-    if first is None or not any(unreached(session, first, matches)):
-        return None  # the common case (a post seen again) reads without locking
-    lock = select(Mention.id).where(Mention.id == first).with_for_update(key_share=True)
-    session.execute(lock)  # two collectors join one at a time
+    if first is None:
+        return None
     new, colleagues = unreached(session, first, matches)
     for reacher, doctors in colleagues.items():
         session.add_all(entity_rows(reacher, doctors))
