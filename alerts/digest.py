@@ -29,7 +29,7 @@ from alerts.views import MentionView, mention_views, scope_description
 from alerts.weeks import Week
 from vigil.db import transaction
 from vigil.labels import LABELS, NEUTRAL
-from vigil.models import Classification, Recipient, utcnow
+from vigil.models import Classification, Recipient, Scope, utcnow
 from vigil.scope import reached_between
 
 log = logging.getLogger(__name__)
@@ -260,6 +260,7 @@ def digest_context(
         "chart": None if not any(data.totals) else _chart(config, data, shown),
         "sections": sections,
         "guidance": guidance_for(config, present),
+        "for_organisation": recipient.scope is Scope.ORG,
     }
 
 

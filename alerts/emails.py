@@ -11,7 +11,7 @@ from alerts.config import AlertsConfig
 from alerts.guidance import Guidance, load_guidance, topics_for
 from alerts.render import RenderedEmail, local_time, oneline, render_email
 from alerts.views import entity_name, mention_views, scope_description
-from vigil.models import Alert, OperatorEvent, Recipient
+from vigil.models import Alert, OperatorEvent, Recipient, Scope
 
 # How each label is named to people: plainly, and without claiming more certainty than a model has.
 LABEL_TITLES = {
@@ -76,6 +76,7 @@ def alert_email(session: Session, config: AlertsConfig, alert: Alert) -> Rendere
             "since": local_time(window_start, timezone),
             "mentions": mentions,
             "guidance": guidance_for(config, labels | {alert.label}),
+            "for_organisation": recipient.scope is Scope.ORG,
             "report": alert.label in ("threat", "abusive"),
         },
     )

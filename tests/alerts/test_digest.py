@@ -71,7 +71,10 @@ def test_a_digest_counts_each_category_against_the_week_before(
     assert row(text, "Criticism") == (2, 1, "+1")
     assert row(text, "Praise") == (1, 0, "+1")
     assert row(text, "Other mentions") == (1, 0, "+1")
-    assert "5 posts about Alice Road Surgery and its doctors, against 1 the week before." in text
+    assert (
+        "5 posts about Alice Road Surgery and its doctors found this week, against 1 the week before." in text
+    )
+    assert "A post can carry more than one label" in text and "A post can carry more than one label" in html
     assert ">Criticism</td>" in html and ">2</td>" in html
 
 
@@ -156,6 +159,7 @@ def test_a_recipient_of_bob_sees_nothing_about_alice_or_charlie(
     org_text, _ = parts(digest_for(session, org.recipient.email))
     for everything in ("Secret threat", "Alice practice is slow", "Charlie insult", "Bob was lovely"):
         assert everything in org_text
+    assert "WHAT MEMBERS ARE ADVISED" in org_text and "HOW TO RESPOND" in text
 
 
 def test_the_top_posts_come_highest_score_first_as_linked_snippets(

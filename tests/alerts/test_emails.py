@@ -102,3 +102,20 @@ def test_a_post_with_several_labels_is_one_alert_in_the_words_of_the_most_seriou
     critical, abusive = alert_emails(session, engine, config)
     assert f"Vigil found a public post {NAMING} that may be critical of them." in body(critical, "plain")
     assert f"Vigil found a public post {NAMING} that may be abusive." in body(abusive, "plain")
+
+
+def test_the_organisation_reads_what_the_member_is_advised_rather_than_being_told_to_call_itself(
+    session: Session, engine: Engine, alert_settings: Settings, make: Factory, alice: Tenancy, org: Tenancy
+) -> None:
+    make.mention(alice, labels=["threat"], text="I know where you park")
+    practice, organisation = alert_emails(session, engine, load_config(alert_settings))
+    addresses = [message["To"].addresses[0].addr_spec for message in (practice, organisation)]
+    assert addresses == [alice.recipient.email, org.recipient.email]  # type: ignore[union-attr]
+    for subtype in ("plain", "html"):
+        to_practice, to_organisation = body(practice, subtype), body(organisation, subtype)
+        assert (
+            "what to do now" in to_practice.lower()
+            and "what the member is advised" not in to_practice.lower()
+        )
+        assert "what the member is advised" in to_organisation.lower()
+        assert "The member is advised:" in to_organisation and "The member is advised:" not in to_practice
