@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import cast
@@ -119,3 +120,15 @@ def test_the_organisation_reads_what_the_member_is_advised_rather_than_being_tol
         )
         assert "what the member is advised" in to_organisation.lower()
         assert "The member is advised:" in to_organisation and "The member is advised:" not in to_practice
+
+
+def test_alerts_about_one_doctor_have_subjects_of_their_own_so_mail_clients_do_not_fold_them_together(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, labels=["threat"], created_at=datetime(2026, 11, 16, 9, 5, tzinfo=UTC))
+    make.mention(alice, labels=["threat"], created_at=datetime(2026, 11, 16, 9, 40, tzinfo=UTC))
+    subjects = [str(message["Subject"]) for message in alert_emails(session, engine, config)]
+    assert subjects == [
+        f"[Vigil] Possible threat: a post {NAMING} on X, Mon 16 Nov 2026, 09:05 GMT",
+        f"[Vigil] Possible threat: a post {NAMING} on X, Mon 16 Nov 2026, 09:40 GMT",
+    ]
