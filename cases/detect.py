@@ -549,7 +549,7 @@ def threat_rule(
         [entity],
         [m.id for m in threats],
         Severity.CRITICAL,
-        f"Threat against {name}",
+        f"Possible threat against {name}",
         {"threats": len(threats), "authors": len(authors), "first_at": threats[0].created_at.isoformat()},
     )
 

@@ -79,7 +79,7 @@ def test_show_prints_scraped_text_without_terminal_controls_or_markup(threat_cas
     assert code == 0
     assert "\x1b" not in output and "\x07" not in output
     assert "[bold]boo[/bold]" in output  # shown as typed, not read as markup
-    assert "Threat against Dr Amira Hassan" in output
+    assert "Possible threat against Dr Amira Hassan" in output
 
 
 def test_update_records_who_changed_what(threat_case: int) -> None:
