@@ -100,7 +100,8 @@ def test_a_threat_emails_every_org_recipient_once_and_no_practice(
     [message] = inbox.messages
     assert message["To"].addresses[0].addr_spec == "cases@mdo.example"
     assert (
-        message["Subject"].strip() == "[Vigil] Emerging case #1: Possible threat against Dr Amira Hassan (GMC 1000001)"
+        message["Subject"].strip()
+        == "[Vigil] Emerging case #1: Possible threat against Dr Amira Hassan (GMC 1000001)"
     )
     text = body(message, "plain")
     assert "EMERGING CASE #1: THREAT, CRITICAL" in text
