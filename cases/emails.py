@@ -291,6 +291,6 @@ def trend_chart(config: AlertsConfig, data: dict[str, Any]) -> dict[str, Any] | 
         f"Bar chart of flagged mentions of all members per week"
         f" ({', '.join(NAMES[s] for s in FLAGGED_SERIES)}),"
         f" for the {len(trend.weeks)} weeks from {first.monday.day} {first.monday:%B %Y}"
-        f" to {last.sunday.day} {last.sunday:%B %Y}. Totals: {totals}."
+        f" to {last.sunday.day} {last.sunday:%B %Y}. Labels a week (a post with two counts twice): {totals}."
     )
     return {"cid": content_id(config.email, "cases-trend"), "png": draw(labels, series), "alt": alt}

@@ -201,6 +201,7 @@ def test_the_weekly_digest_lists_cases_members_and_a_trend_chart(
     assert "- Dr Amira Hassan (GMC 1000001): 2 (the week before: 0)" in text
     html = body(message, "html")
     assert "Sam &lt;sam@mdo.example&gt;" in html
+    assert "Labels a week (a post with two counts twice): " in html  # not to be read as posts
     [chart] = [part for part in message.walk() if part.get_content_type() == "image/png"]
     assert f'src="cid:{chart["Content-ID"].strip().strip("<>")}"' in html
 
