@@ -66,6 +66,7 @@ class AlertsConfig:
     group_labels: frozenset[str]
     group_window: timedelta
     max_age: timedelta
+    threat_max_age: timedelta
     guidance_dir: Path
     organisation_name: str
     advice_line: str
@@ -80,6 +81,7 @@ def load_config(settings: Settings) -> AlertsConfig:
         group_labels=_labels("alerts.group_labels", settings.alerts.group_labels),
         group_window=timedelta(minutes=settings.alerts.group_window_minutes),
         max_age=timedelta(hours=settings.alerts.max_age_hours),
+        threat_max_age=timedelta(hours=settings.alerts.threat_max_age_hours),
         guidance_dir=_guidance_dir(settings.alerts.guidance_dir),
         organisation_name=settings.organisation.name,
         advice_line=settings.organisation.advice_line,

@@ -94,12 +94,16 @@ def route_batch(session: Session, config: AlertsConfig, now: datetime) -> Routin
 def _route_mention(
     session: Session, config: AlertsConfig, mention: Mention, labels: list[str], now: datetime
 ) -> int:
+    age = now - mention.created_at
     urgent = [label for label in LABELS if label in labels and label in config.immediate]
-    if not urgent:
-        return 0
-    if now - mention.created_at > config.max_age:
+    timely = [
+        label for label in urgent if age <= (config.threat_max_age if label == "threat" else config.max_age)
+    ]
+    if urgent and not timely:
         log.info("mention %d is too old for an immediate alert; it goes in the digest", mention.id)
+    if not timely:
         return 0
+    urgent = timely
     already = set(
         session.scalars(select(AlertMention.recipient_id).where(AlertMention.mention_id == mention.id))
     )

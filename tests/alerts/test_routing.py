@@ -241,12 +241,28 @@ def test_the_database_refuses_a_second_alert_for_the_same_mention_and_recipient(
     session.rollback()
 
 
-def test_old_posts_go_to_the_digest_only(
-    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+@pytest.mark.parametrize(
+    ("label", "days_old", "alerted"),
+    [
+        ("abusive", 2, True),
+        ("abusive", 4, False),  # older than alerts.max_age_hours: the digest only
+        ("threat", 4, True),  # a threat found late may still be live
+        ("threat", 15, False),  # older than alerts.threat_max_age_hours
+    ],
+)
+def test_posts_found_late_go_to_the_digest_only_unless_they_are_recent_enough_threats(
+    session: Session,
+    engine: Engine,
+    config: AlertsConfig,
+    make: Factory,
+    alice: Tenancy,
+    label: str,
+    days_old: int,
+    alerted: bool,
 ) -> None:
-    make.mention(alice, labels=["threat"], created_at=NOW - timedelta(days=4))
+    make.mention(alice, labels=[label], created_at=NOW - timedelta(days=days_old))
     assert route(engine, config).routed == 1
-    assert alerts_sent(session) == []
+    assert bool(alerts_sent(session)) is alerted
 
 
 def test_mentions_wait_for_their_classification(
