@@ -27,7 +27,8 @@ def explain(case: Case) -> list[str]:
     if case.reason in ("spike", "pile_on"):
         return [
             f"{d['authors']} accounts posted flagged mentions within {d['hours']:g} hours.",
-            f"Usually {d['expected']:.2g} in {d['hours']:g} hours: a chance of {d['tail_probability']:.1e}.",
+            f"Usually {d['expected']:.2g} in {d['hours']:g} hours; this many would come by chance"
+            f" {odds(d['tail_probability'])}.",
         ]
     if case.reason == "threat":
         return [f"{d['threats']} {'post' if d['threats'] == 1 else 'posts'} that may be threatening."]
@@ -36,6 +37,13 @@ def explain(case: Case) -> list[str]:
     return [
         f"{d['posts']} near-identical flagged posts by {d['authors']} accounts about {d['entities']} members."
     ]
+
+
+def odds(probability: float) -> str:
+    """A tail probability as a case handler reads it ("about 1 time in 2,000")."""
+    if probability < 1e-6:
+        return "less than 1 time in a million"
+    return f"about 1 time in {max(1, round(1 / probability)):,}"
 
 
 def load_cases(
