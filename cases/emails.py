@@ -223,7 +223,6 @@ def case_row(session: Session, config: AlertsConfig, case: Case) -> dict[str, An
     names = entity_names(session, [entity_ref(row.doctor_id, row.practice_id) for row in case.entities])
     return {
         "id": case.id,
-        "reason": REASON_TITLES[case.reason],
         "severity": str(case.severity),
         "status": str(case.status),
         "assignee": case.assignee,

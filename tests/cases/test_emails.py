@@ -196,8 +196,8 @@ def test_the_weekly_digest_lists_cases_members_and_a_trend_chart(
     )
     text = body(message, "plain")
     new_part, open_part = text.split("STILL OPEN")
-    assert f"#{new.id} Threat, critical, triaged (Sam <sam@mdo.example>)" in new_part
-    assert f"#{older.id} Threat, critical, new" in open_part
+    assert f"#{new.id} critical, triaged (Sam <sam@mdo.example>): Possible threat against" in new_part
+    assert f"#{older.id} critical, new: Possible threat against" in open_part
     assert "- Dr Amira Hassan (GMC 1000001): 2 (the week before: 0)" in text
     html = body(message, "html")
     assert "Sam &lt;sam@mdo.example&gt;" in html
