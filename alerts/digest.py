@@ -155,7 +155,9 @@ def scope_data(
     weeks = [week.shifted(offset) for offset in range(1 - config.digest.trend_weeks, 1)]
     counts, totals, urgent, unlabelled = _weekly_counts(session, config, recipient, weeks)
     top = {
-        label: _top_posts(session, config, recipient, week, label) for label in LABELS if counts[label][-1]
+        label: _top_posts(session, config, recipient, week, label)
+        for label in CATEGORIES
+        if counts[label][-1]
     }
     data = ScopeData(weeks, counts, totals, urgent, unlabelled, top)
     if cache is not None:
@@ -202,18 +204,21 @@ def _weekly_counts(
 def _top_posts(
     session: Session, config: AlertsConfig, recipient: Recipient, week: Week, label: str
 ) -> list[int]:
-    """The week's posts with this label, highest score first (among the most recent few hundred)."""
+    """The week's posts with this label, highest score first (among the most recent few hundred);
+    with no label, the latest (what is said of them that needs no answer, at a glance)."""
     timezone = config.digest.timezone
     reached = reached_between(recipient, week.start(timezone), week.end(timezone))
+    flags = [getattr(Classification, name) for name in LABELS]
     rows = session.execute(
         select(reached.c.mention_id, Classification.scores)
         .join(Classification, Classification.mention_id == reached.c.mention_id)
-        .where(getattr(Classification, label).is_(True))
+        .where(not_(or_(*flags)) if label == NEUTRAL else getattr(Classification, label).is_(True))
         .order_by(reached.c.at.desc(), reached.c.mention_id.desc())
         .limit(_CANDIDATES)
     ).all()
-    ranked = sorted(rows, key=lambda row: -float((row.scores or {}).get(label) or 0))
-    return [row.mention_id for row in ranked[: config.digest.top_items]]
+    if label != NEUTRAL:
+        rows = sorted(rows, key=lambda row: -float((row.scores or {}).get(label) or 0))
+    return [row.mention_id for row in rows[: config.digest.top_items]]
 
 
 def digest_email(
@@ -244,7 +249,7 @@ def digest_context(
         }
         for category in shown
     ]
-    sections = [_section(session, config, recipient, data, label) for label in wanted if data.top.get(label)]
+    sections = [_section(session, config, recipient, data, label) for label in shown if data.top.get(label)]
     present = [label for label in wanted if data.counts[label][-1]]
     return {
         **base_context(config, recipient_reason(recipient)),

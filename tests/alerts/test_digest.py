@@ -75,6 +75,7 @@ def test_a_digest_counts_each_category_against_the_week_before(
         "5 posts about Alice Road Surgery and its doctors found this week, against 1 the week before." in text
     )
     assert "A post can carry more than one label" in text and "A post can carry more than one label" in html
+    assert "OTHER MENTIONS (1)" in text  # posts with no label are listed too, the latest first
     assert ">Criticism</td>" in html and ">2</td>" in html
 
 
