@@ -299,7 +299,7 @@ def _chart(config: AlertsConfig, data: ScopeData, categories: list[str]) -> dict
     alt = (
         f"Bar chart of mentions per week, by category ({', '.join(NAMES[c] for c in categories)}),"
         f" for the {len(data.weeks)} weeks from {first.monday.day} {first.monday:%B %Y}"
-        f" to {last.sunday.day} {last.sunday:%B %Y}. Totals: {totals}."
+        f" to {last.sunday.day} {last.sunday:%B %Y}. Posts a week: {totals}."
     )
     return {"cid": content_id(config.email, "trend"), "png": trend_chart(labels, series), "alt": alt}
 

@@ -97,7 +97,9 @@ def _route_mention(
     age = now - mention.created_at
     urgent = [label for label in LABELS if label in labels and label in config.immediate]
     timely = [
-        label for label in urgent if age <= (config.threat_max_age if label == "threat" else config.max_age)
+        label
+        for label in urgent
+        if age <= (max(config.threat_max_age, config.max_age) if label == "threat" else config.max_age)
     ]
     if urgent and not timely:
         log.info("mention %d is too old for an immediate alert; it goes in the digest", mention.id)

@@ -43,7 +43,9 @@ def odds(probability: float) -> str:
     """A tail probability as a case handler reads it ("about 1 time in 2,000")."""
     if probability < 1e-6:
         return "less than 1 time in a million"
-    return f"about 1 time in {max(1, round(1 / probability)):,}"
+    if probability > 0.5:
+        return "more often than not"
+    return f"about 1 time in {int(float(f'{1 / probability:.2g}')):,}"
 
 
 def load_cases(

@@ -201,7 +201,7 @@ def test_the_trend_chart_is_an_inline_png_with_alt_text(
     assert tag, html
     alt = re.search(r'alt="([^"]*)"', tag.group(0))
     assert alt and alt.group(1).startswith("Bar chart of mentions per week")
-    assert "from 21 September 2026 to 15 November 2026. Totals: 0, 0, 0, 1, 0, 0, 1, 1." in alt.group(1)
+    assert "from 21 September 2026 to 15 November 2026. Posts a week: 0, 0, 0, 1, 0, 0, 1, 1." in alt.group(1)
     assert image.get_content().startswith(b"\x89PNG")
 
 

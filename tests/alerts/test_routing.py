@@ -265,6 +265,15 @@ def test_posts_found_late_go_to_the_digest_only_unless_they_are_recent_enough_th
     assert bool(alerts_sent(session)) is alerted
 
 
+def test_a_threat_is_never_held_to_a_shorter_limit_than_other_labels(
+    session: Session, alert_settings: Settings, engine: Engine, make: Factory, alice: Tenancy
+) -> None:
+    config = load_config(alert_settings.with_overrides(alerts__max_age_hours=720))  # a slow feed: 30 days
+    make.mention(alice, labels=["threat"], created_at=NOW - timedelta(days=20))
+    route(engine, config)
+    assert len(alerts_sent(session)) == 1
+
+
 def test_mentions_wait_for_their_classification(
     session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
 ) -> None:

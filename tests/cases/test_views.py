@@ -10,7 +10,9 @@ from vigil.models import Case, CaseReason
     ("probability", "words"),
     [
         (0.5, "about 1 time in 2"),
-        (0.00049, "about 1 time in 2,041"),
+        (0.9, "more often than not"),
+        (0.00049, "about 1 time in 2,000"),
+        (0.0000033, "about 1 time in 300,000"),
         (1.3e-12, "less than 1 time in a million"),
         (0.0, "less than 1 time in a million"),
     ],
