@@ -176,6 +176,16 @@ def make_practice_tenant(
     return Tenancy(tenant, practice, made, recipient)
 
 
+def add_colleague(session: Session, tenancy: Tenancy, gmc: str, full_name: str) -> Doctor:
+    """Another doctor at the tenancy's practice, registered after its first."""
+    assert tenancy.practice is not None
+    doctor = Doctor(gmc_number=gmc, full_name=full_name, practice=tenancy.practice,
+                    town=tenancy.practice.town, aliases=[], handles=[])  # fmt: skip
+    session.add(doctor)
+    session.commit()
+    return doctor
+
+
 @pytest.fixture
 def alice(session: Session) -> Tenancy:
     return make_practice_tenant(

@@ -17,7 +17,7 @@ from collector.post import Post
 from collector.store import store_matched
 from collector.urls import canonical_url
 from tests.alerts.conftest import NOW, Factory
-from tests.conftest import Tenancy
+from tests.conftest import Tenancy, add_colleague
 from vigil.claims import lock_routing
 from vigil.db import transaction
 from vigil.models import (
@@ -349,22 +349,31 @@ def test_an_article_in_two_practices_alerts_feeds_alerts_each_practice_and_the_o
     )  # each practice its own snippet; the organisation a threat to each of two members
 
 
-def test_a_doctor_who_gets_their_own_alerts_hears_of_an_article_their_practice_had_already(
-    session: Session, engine: Engine, config: AlertsConfig, alice: Tenancy, org: Tenancy
-) -> None:
-    colleague = Doctor(gmc_number="1000011", full_name="Zara Khan", practice=alice.practice, town="Leeds",
-                       aliases=[], handles=[])  # fmt: skip
+def zara_with_her_own_alerts(session: Session, alice: Tenancy) -> tuple[Doctor, Recipient]:
+    """Dr Hassan's colleague, who gets alerts of her own; and a threat to Dr Hassan in an article."""
+    colleague = add_colleague(session, alice, "1000011", "Zara Khan")
     own = Recipient(email="zara@a10001.example", scope=Scope.DOCTOR, tenant=alice.tenant, doctor=colleague)
-    session.add_all([colleague, own])
-    session.commit()
+    session.add(own)
     store_matched(session, [alert_entry(alice)])
     session.scalars(select(Mention)).one().classification = Classification(
         model_id="test-model", model_version="1", threat=True
     )
     session.commit()
-    route(engine, config)
+    return colleague, own
+
+
+def zara_entry(colleague: Doctor) -> tuple[Post, list[EntityMatch]]:
+    """The same article as it reaches Dr Khan's own Google Alert."""
     entry = Post("rss", "alert:zara", "https://news.example/gp-row", "", NOW, "Dr Zara Khan will get hers")
-    assert store_matched(session, [(entry, [EntityMatch(colleague.id, None, "Zara Khan", "name")])]).linked
+    return entry, [EntityMatch(colleague.id, None, "Zara Khan", "name")]
+
+
+def test_a_doctor_who_gets_their_own_alerts_hears_of_an_article_their_practice_had_already(
+    session: Session, engine: Engine, config: AlertsConfig, alice: Tenancy, org: Tenancy
+) -> None:
+    colleague, own = zara_with_her_own_alerts(session, alice)
+    route(engine, config)
+    assert store_matched(session, [zara_entry(colleague)]).linked
     session.commit()
     assert route(engine, config).routed == 1
     assert alert_recipients(session) == sorted(
@@ -375,16 +384,7 @@ def test_a_doctor_who_gets_their_own_alerts_hears_of_an_article_their_practice_h
 def test_a_doctor_linked_while_a_routing_pass_is_under_way_is_alerted_by_the_next(
     session: Session, engine: Engine, config: AlertsConfig, alice: Tenancy, org: Tenancy
 ) -> None:
-    colleague = Doctor(gmc_number="1000011", full_name="Zara Khan", practice=alice.practice, town="Leeds",
-                       aliases=[], handles=[])  # fmt: skip
-    own = Recipient(email="zara@a10001.example", scope=Scope.DOCTOR, tenant=alice.tenant, doctor=colleague)
-    session.add_all([colleague, own])
-    session.commit()
-    store_matched(session, [alert_entry(alice)])
-    session.scalars(select(Mention)).one().classification = Classification(
-        model_id="test-model", model_version="1", threat=True
-    )
-    session.commit()
+    colleague, own = zara_with_her_own_alerts(session, alice)
     routed, collected = threading.Event(), threading.Event()
     failures: list[BaseException] = []
 
@@ -402,14 +402,9 @@ def test_a_doctor_linked_while_a_routing_pass_is_under_way_is_alerted_by_the_nex
 
     def collecting() -> None:
         routed.wait()
-        entry = Post(
-            "rss", "alert:zara", "https://news.example/gp-row", "", NOW, "Dr Zara Khan will get hers"
-        )
         try:
             with transaction(engine) as collector_session:
-                store_matched(
-                    collector_session, [(entry, [EntityMatch(colleague.id, None, "Zara Khan", "name")])]
-                )
+                store_matched(collector_session, [zara_entry(colleague)])
         except BaseException as error:
             failures.append(error)
         collected.set()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from collector.matching import EntityMatch
 from collector.post import Post
 from collector.store import store_matched
-from tests.conftest import Tenancy
+from tests.conftest import Tenancy, add_colleague
 from vigil.db import session_factory, transaction
 from vigil.models import Classification, Doctor, Mention, MentionEntity, RoutedMention
 
@@ -270,10 +270,7 @@ def test_an_entry_naming_only_a_practice_the_article_reached_makes_no_copy(
 def test_a_doctor_named_in_another_entry_at_a_practice_the_article_reached_joins_its_mention(
     session: Session, alice: Tenancy
 ) -> None:
-    colleague = Doctor(gmc_number="1000011", full_name="Zara Khan", practice=alice.practice, town="Leeds",
-                       aliases=[], handles=[])  # fmt: skip
-    session.add(colleague)
-    session.commit()
+    colleague = add_colleague(session, alice, "1000011", "Zara Khan")
     store_matched(session, [(alert_entry("1", "Dr Amira Hassan"), names(alice))])
     session.commit()
     labelled(session, mentions(session)[0])
@@ -289,10 +286,7 @@ def test_a_doctor_named_in_another_entry_at_a_practice_the_article_reached_joins
 def test_a_doctor_at_a_practice_a_copy_reached_joins_the_copy_not_another_practices_mention(
     session: Session, alice: Tenancy, bob: Tenancy
 ) -> None:
-    colleague = Doctor(gmc_number="2000022", full_name="Bola Ade", practice=bob.practice, town="Bristol",
-                       aliases=[], handles=[])  # fmt: skip
-    session.add(colleague)
-    session.commit()
+    colleague = add_colleague(session, bob, "2000022", "Bola Ade")
     entries = [(alert_entry("1", "Dr Amira Hassan"), names(alice)), (alert_entry("2", "Dr Osei"), names(bob))]
     store_matched(session, entries)
     named = [EntityMatch(colleague.id, None, "Bola Ade", "name + town")]
@@ -326,12 +320,10 @@ def test_two_collectors_joining_two_articles_in_opposite_orders_both_commit(
 ) -> None:
     if backend != "postgresql":
         pytest.skip("SQLite runs one writer at a time: there is no deadlock to look for")
-    colleagues = [
-        Doctor(gmc_number=gmc, full_name=name, practice=tenancy.practice, town="", aliases=[], handles=[])
-        for gmc, name, tenancy in (("1000011", "Zara Khan", alice), ("2000022", "Bola Ade", bob))
-    ]
-    session.add_all(colleagues)
-    session.commit()
+    zara, bola = (
+        add_colleague(session, alice, "1000011", "Zara Khan"),
+        add_colleague(session, bob, "2000022", "Bola Ade"),
+    )
     x, y = "https://news.example/x", "https://news.example/y"
 
     def entry(feed: str, address: str, doctor: Doctor) -> tuple[Post, list[EntityMatch]]:
@@ -340,7 +332,6 @@ def test_two_collectors_joining_two_articles_in_opposite_orders_both_commit(
 
     store_matched(session, [entry("a", x, alice.doctors[0]), entry("b", y, bob.doctors[0])])
     session.commit()
-    zara, bola = colleagues
     outcomes: list[str] = []
     first = session_factory(engine)()
     store_matched(first, [entry("z", x, zara)])  # joins article X (and holds it)
