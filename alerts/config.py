@@ -58,6 +58,7 @@ class DigestConfig:
     send_quiet_weeks: bool
     trend_weeks: int
     top_items: int
+    file_rows: int
 
 
 @dataclass(frozen=True)
@@ -163,4 +164,5 @@ def _digest(settings: Settings) -> DigestConfig:
         send_quiet_weeks=digest.quiet_week == "send",
         trend_weeks=digest.trend_weeks,
         top_items=digest.top_items,
+        file_rows=digest.file_rows,
     )

@@ -22,8 +22,9 @@ from sqlalchemy import Engine, case, func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from alerts.config import AlertsConfig
+from alerts.digest_file import digest_file
 from alerts.emails import LABEL_TITLES, base_context, guidance_for, recipient_reason
-from alerts.outbox import InlineImage, content_id, enqueue_email, existing_keys
+from alerts.outbox import Attachment, InlineImage, content_id, enqueue_email, existing_keys
 from alerts.render import RenderedEmail, render_email
 from alerts.views import MentionView, mention_views, scope_description
 from alerts.weeks import Week
@@ -49,6 +50,7 @@ class ScopeData:
     urgent: int  # this week's posts labelled threat or abusive
     unlabelled: int  # this week's posts the classifier had not labelled yet (in no category)
     top: dict[str, list[int]]
+    file: tuple[Attachment, int] | None = None  # every post of the week, and how many it lists
 
     @property
     def quiet(self) -> bool:
@@ -123,7 +125,7 @@ def _build_chunk(
         if digest_key(recipient, week) in done:
             report.existing += 1
             continue
-        data = scope_data(session, config, recipient, week, cache)
+        data = scope_data(session, config, recipient, week, cache, with_file=not dry_run)
         if data.quiet and not config.digest.send_quiet_weeks:
             report.quiet_skipped += 1
             continue
@@ -132,8 +134,17 @@ def _build_chunk(
             continue
         email, images = digest_email(session, config, recipient, data)
         key = digest_key(recipient, week)
+        attachments = [data.file[0]] if data.file else []
         report.built += enqueue_email(
-            session, config.email, recipient, email, key=key, kind="digest", images=images, now=now
+            session,
+            config.email,
+            recipient,
+            email,
+            key=key,
+            kind="digest",
+            images=images,
+            attachments=attachments,
+            now=now,
         )
 
 
@@ -147,8 +158,11 @@ def scope_data(
     recipient: Recipient,
     week: Week,
     cache: dict[tuple[Any, ...], ScopeData] | None = None,
+    *,
+    with_file: bool = False,
 ) -> ScopeData:
-    """The counts and top posts this recipient may see (computed once per scope when cached)."""
+    """The counts and top posts this recipient may see (computed once per scope when cached), and
+    with_file, the file of all the week's posts."""
     key = _scope_key(recipient)
     if cache is not None and key in cache:
         return cache[key]
@@ -159,7 +173,8 @@ def scope_data(
         for label in CATEGORIES
         if counts[label][-1]
     }
-    data = ScopeData(weeks, counts, totals, urgent, unlabelled, top)
+    file = digest_file(session, config, recipient, week) if with_file and totals[-1] else None
+    data = ScopeData(weeks, counts, totals, urgent, unlabelled, top, file)
     if cache is not None:
         cache[key] = data
     return data
@@ -266,7 +281,21 @@ def digest_context(
         "sections": sections,
         "guidance": guidance_for(config, present),
         "for_organisation": recipient.scope is Scope.ORG,
+        "file": {"note": _file_note(data)} if data.file else None,
     }
+
+
+def _file_note(data: ScopeData) -> str:
+    assert data.file is not None
+    attachment, rows = data.file
+    total = data.totals[-1]
+    if rows < total:
+        return (
+            f"The attached file, {attachment.filename}, lists {rows} of these {total} posts,"
+            " threats and abuse first."
+        )
+    posts = "The post is" if total == 1 else f"All {total} posts are"
+    return f"{posts} in the attached file, {attachment.filename}, to sort and keep."
 
 
 def _section(
@@ -306,7 +335,7 @@ def _chart(config: AlertsConfig, data: ScopeData, categories: list[str]) -> dict
 
 def preview_html(session: Session, config: AlertsConfig, recipient: Recipient, week: Week) -> str:
     """A recipient's digest as a standalone HTML page, the chart embedded, for checking by eye."""
-    data = scope_data(session, config, recipient, week)
+    data = scope_data(session, config, recipient, week, with_file=True)
     email, images = digest_email(session, config, recipient, data)
     html = email.html
     for image in images:

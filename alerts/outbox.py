@@ -64,6 +64,16 @@ class InlineImage:
     filename: str = "image.png"
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file the recipient can open or save, e.g. the digest's list of the week's posts."""
+
+    filename: str
+    data: bytes
+    maintype: str = "application"
+    subtype: str = "octet-stream"
+
+
 def content_id(config: EmailConfig, name: str) -> str:
     """A globally unique Content-ID for an inline image (without the angle brackets)."""
     return make_msgid(idstring=name, domain=config.domain)[1:-1]
@@ -80,8 +90,10 @@ def compose(
     text: str,
     html: str,
     images: Sequence[InlineImage] = (),
+    attachments: Sequence[Attachment] = (),
 ) -> bytes:
-    """The complete message: multipart/alternative (text, then HTML with its inline images)."""
+    """The complete message: multipart/alternative (text, then HTML with its inline images),
+    inside multipart/mixed with the attachments if there are any."""
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = Address(display_name=oneline(config.from_name), addr_spec=config.from_address)
     message["To"] = Address(display_name=oneline(recipient_name), addr_spec=recipient_email)
@@ -104,6 +116,13 @@ def compose(
                 filename=image.filename,
                 disposition="inline",
             )
+    for attachment in attachments:
+        message.add_attachment(
+            attachment.data,
+            maintype=attachment.maintype,
+            subtype=attachment.subtype,
+            filename=attachment.filename,
+        )
     return message.as_bytes()
 
 
@@ -125,6 +144,7 @@ def enqueue(
     text: str,
     html: str,
     images: Sequence[InlineImage] = (),
+    attachments: Sequence[Attachment] = (),
     recipient_name: str = "",
     recipient_id: int | None = None,
     priority: int = NORMAL,
@@ -148,6 +168,7 @@ def enqueue(
         text=text,
         html=html,
         images=images,
+        attachments=attachments,
     )
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     statement = (
@@ -182,6 +203,7 @@ def enqueue_email(
     key: str,
     kind: str,
     images: Sequence[InlineImage] = (),
+    attachments: Sequence[Attachment] = (),
     priority: int = NORMAL,
     now: datetime | None = None,
 ) -> bool:
@@ -198,6 +220,7 @@ def enqueue_email(
         text=email.text,
         html=email.html,
         images=images,
+        attachments=attachments,
         priority=priority,
         now=now,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -31,10 +32,12 @@ class MentionView:
     url: str
     author: str
     posted: str
+    created_at: datetime
     text: str
     snippet: str
     labels: list[tuple[str, str]]
     names: list[str]
+    labelled: bool
 
     @property
     def label_names(self) -> list[str]:
@@ -112,8 +115,10 @@ def _view(mention: Mention, names: list[str], timezone: ZoneInfo) -> MentionView
         url=safe_url(mention.url),
         author=oneline(mention.author, 100),
         posted=local_time(mention.created_at, timezone),
+        created_at=mention.created_at,
         text=text,
         snippet=shorten(clean(mention.text, single_line=True), SNIPPET),
         labels=[(label, percent(scores.get(label))) for label in LABELS if label in labels],
         names=names,
+        labelled=classification is not None,
     )

@@ -258,12 +258,12 @@ def bench_baseline(engine: Engine, config: AlertsConfig, sample: int) -> dict[st
         for recipient in recipients:
             trend_chart.cache_clear()
             _layout.cache_clear()  # a fresh figure for every chart
-            data = scope_data(session, config, recipient, WEEK)
+            data = scope_data(session, config, recipient, WEEK, with_file=True)
             email, images = digest_email(session, config, recipient, data)
             enqueue(
                 session, config.email, key=f"baseline:{recipient.id}", kind="digest",
                 recipient_email=recipient.email, subject=email.subject, text=email.text, html=email.html,
-                images=images, now=SENT_AT,
+                images=images, attachments=[data.file[0]] if data.file else [], now=SENT_AT,
             )  # fmt: skip
         elapsed = time.perf_counter() - started
         session.rollback()

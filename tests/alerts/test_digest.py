@@ -179,7 +179,7 @@ def test_the_top_posts_come_highest_score_first_as_linked_snippets(
     text, html = parts(digest_for(session, alice.recipient.email))  # type: ignore[union-attr]
     shown = [int(n) for n in re.findall(r"Complaint (\d)", text)]
     assert shown == [1, 5, 3, 4, 2]
-    assert "And 2 more." in text
+    assert "And 2 more, in the attached file." in text
     assert "97%" in text and "very long words very long words" in text
     snippet = re.search(r"Complaint 1 (very long words )+", text)
     assert snippet and "…" in text[snippet.end() - 5 : snippet.end() + 20]
