@@ -3,10 +3,10 @@
 The email lists a few posts per category; the file is the rest ("And 12 more"), for a practice
 manager to sort, filter and keep with a complaint or an incident log. It holds only what the
 email may hold: mentions through ``mention_views`` (``visible_to``) with the names in the
-recipient's scope. Threats and abuse come first, so that a capped file keeps what matters. Every
-cell is escaped against spreadsheet formulas (so a handle reads ``'@name``: Excel runs ``@`` as
-a formula too), and the file starts with a byte-order mark so that
-Excel reads it as UTF-8 (accents, emoji).
+recipient's scope. Threats and abuse come first, so that a capped file keeps what matters.
+Every cell is escaped against spreadsheet formulas (so a handle reads ``'@name``: Excel runs
+``@`` as a formula too), and the file starts with a byte-order mark so that Excel reads it as
+UTF-8 (accents, emoji).
 """
 
 from __future__ import annotations
