@@ -285,6 +285,9 @@ def digest_context(
     }
 
 
+ESCAPED = " A cell that would start with @, =, + or - starts with ' there, so that no spreadsheet runs it."
+
+
 def _file_note(data: ScopeData) -> str:
     assert data.file is not None
     attachment, rows = data.file
@@ -292,10 +295,10 @@ def _file_note(data: ScopeData) -> str:
     if rows < total:
         return (
             f"The attached file, {attachment.filename}, lists {rows} of these {total} posts,"
-            " threats and abuse first."
+            f" threats and abuse first.{ESCAPED}"
         )
     posts = "The post is" if total == 1 else f"All {total} posts are"
-    return f"{posts} in the attached file, {attachment.filename}, to sort and keep."
+    return f"{posts} in the attached file, {attachment.filename}, to sort and keep.{ESCAPED}"
 
 
 def _section(
@@ -333,12 +336,15 @@ def _chart(config: AlertsConfig, data: ScopeData, categories: list[str]) -> dict
     return {"cid": content_id(config.email, "trend"), "png": trend_chart(labels, series), "alt": alt}
 
 
-def preview_html(session: Session, config: AlertsConfig, recipient: Recipient, week: Week) -> str:
-    """A recipient's digest as a standalone HTML page, the chart embedded, for checking by eye."""
+def preview_html(
+    session: Session, config: AlertsConfig, recipient: Recipient, week: Week
+) -> tuple[str, Attachment | None]:
+    """A recipient's digest as a standalone HTML page, the chart embedded, for checking by eye;
+    and its file of the week's posts, if it has one."""
     data = scope_data(session, config, recipient, week, with_file=True)
     email, images = digest_email(session, config, recipient, data)
     html = email.html
     for image in images:
         encoded = base64.b64encode(image.data).decode("ascii")
         html = html.replace(f"cid:{image.cid}", f"data:image/{image.subtype};base64,{encoded}")
-    return html
+    return html, data.file[0] if data.file else None

@@ -48,13 +48,15 @@ def digest_file(
         else_=len(LABELS) + 1,
     )
     rows = session.execute(
-        select(reached.c.mention_id, reached.c.at)
+        select(reached.c.mention_id, reached.c.at, rank.label("rank"), Classification.scores)
         .outerjoin(Classification, Classification.mention_id == reached.c.mention_id)
         .order_by(rank, reached.c.at.desc(), reached.c.mention_id.desc())
         .limit(limit)
     ).all()
     if not rows:
         return None
+    # As the email lists them: within each label, the highest score first.
+    rows.sort(key=lambda row: (row.rank, -score_for(row.scores, row.rank)))
     found = {row.mention_id: row.at for row in rows}
     views = mention_views(session, recipient, list(found), timezone)
     data = csv_bytes(views, found, timezone)
@@ -83,10 +85,19 @@ def csv_bytes(views: list[MentionView], found: dict[int, datetime], timezone: Zo
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+def score_for(scores: dict[str, float] | None, rank: int) -> float:
+    """The score of the label a row is filed under (0 for unlabelled and other posts)."""
+    if rank >= len(LABELS):
+        return 0.0
+    return float((scores or {}).get(LABELS[rank]) or 0.0)
+
+
 def label_cell(view: MentionView) -> str:
+    """``Possible threat 24%; Abuse 100%``: the score tells a weak label from a sure one."""
     if not view.labelled:
         return NOT_LABELLED
-    return "; ".join(LABEL_TITLES[label] for label in view.label_names) or LABEL_TITLES["neutral"]
+    titles = [f"{LABEL_TITLES[label]} {score}" for label, score in view.labels]
+    return "; ".join(titles) or LABEL_TITLES["neutral"]
 
 
 def sortable_time(moment: datetime, timezone: ZoneInfo) -> str:

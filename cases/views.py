@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from cases.detect import pending_count
 from cases.workflow import entity_names, entity_ref
 from vigil.models import Case, CaseMention, Mention
-from vigil.models.cases import OPEN_STATUSES, CaseStatus
+from vigil.models.cases import OPEN_STATUSES, CaseStatus, Severity
 
 REASON_TITLES = {
     "spike": "Spike",
@@ -27,8 +28,8 @@ def explain(case: Case) -> list[str]:
     if case.reason in ("spike", "pile_on"):
         return [
             f"{d['authors']} accounts posted flagged mentions within {d['hours']:g} hours.",
-            f"Usually {d['expected']:.2g} in {d['hours']:g} hours; this many would come by chance"
-            f" {odds(d['tail_probability'])}.",
+            f"Usually {d['expected']:.2g} such accounts in {d['hours']:g} hours; this many would come"
+            f" by chance {odds(d['tail_probability'])}.",
         ]
     if case.reason == "threat":
         return [f"{d['threats']} {'post' if d['threats'] == 1 else 'posts'} that may be threatening."]
@@ -48,6 +49,10 @@ def odds(probability: float) -> str:
     return f"about 1 time in {int(float(f'{1 / probability:.2g}')):,}"
 
 
+# Triage order: the most urgent first, then the newest.
+SEVERITY_FIRST = sql_case(*[(Case.severity == s, -s.rank) for s in Severity], else_=0)
+
+
 def load_cases(
     session: Session, statuses: Sequence[CaseStatus] = OPEN_STATUSES, reason: str | None = None
 ) -> list[Case]:
@@ -55,7 +60,7 @@ def load_cases(
         select(Case)
         .where(Case.status.in_(list(statuses)))
         .options(selectinload(Case.entities), selectinload(Case.mentions))
-        .order_by(Case.opened_at.desc(), Case.id.desc())
+        .order_by(SEVERITY_FIRST, Case.opened_at.desc(), Case.id.desc())
     )
     if reason is not None:
         query = query.where(Case.reason == reason)
@@ -108,6 +113,7 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
                 "author": m.author,
                 "created_at": m.created_at.isoformat(),
                 "labels": m.classification.labels if m.classification else [],
+                "scores": m.classification.scores if m.classification else {},
                 "text": m.text,
             }
             for m in mentions

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from vigil.errors import VigilError
 from vigil.models import (
@@ -239,13 +239,16 @@ def close(case: Case, now: datetime) -> None:
 
 
 def entity_names(session: Session, entities: Iterable[EntityRef]) -> dict[EntityRef, str]:
-    """How people know each entity: ``Dr Amira Hassan (GMC 1000001)`` or ``Alice Road Surgery (A10001)``."""
+    """How people know each entity: ``Dr Amira Hassan (GMC 1000001, Alice Road Surgery)`` (the
+    practice, so that the case team knows whom to call) or ``Alice Road Surgery (A10001)``."""
     entities = set(entities)
     doctor_ids = [key for kind, key in entities if kind == "doctor"]
     practice_ids = [key for kind, key in entities if kind == "practice"]
     names: dict[EntityRef, str] = {}
-    for doctor in session.scalars(select(Doctor).where(Doctor.id.in_(doctor_ids))):
-        names["doctor", doctor.id] = f"Dr {doctor.full_name} (GMC {doctor.gmc_number})"
+    doctors = select(Doctor).where(Doctor.id.in_(doctor_ids)).options(selectinload(Doctor.practice))
+    for doctor in session.scalars(doctors):
+        at = f", {doctor.practice.name}" if doctor.practice is not None else ""
+        names["doctor", doctor.id] = f"Dr {doctor.full_name} (GMC {doctor.gmc_number}{at})"
     for practice in session.scalars(select(Practice).where(Practice.id.in_(practice_ids))):
         names["practice", practice.id] = f"{practice.name} ({practice.ods_code})"
     return names

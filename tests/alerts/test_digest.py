@@ -311,6 +311,8 @@ def test_a_preview_is_a_standalone_page_with_the_chart_embedded(
     session: Session, config: AlertsConfig, make: Factory, alice: Tenancy
 ) -> None:
     make.mention(alice, labels=["critical"], created_at=THIS_WEEK)
-    html = preview_html(session, config, alice.recipient, WEEK)  # type: ignore[arg-type]
+    html, attachment = preview_html(session, config, alice.recipient, WEEK)  # type: ignore[arg-type]
     assert html.startswith("<!DOCTYPE html>")
     assert 'src="data:image/png;base64,iVBOR' in html and "cid:" not in html
+    assert attachment is not None and attachment.filename == "vigil-2026-W46.csv"
+    assert "in the attached file, vigil-2026-W46.csv" in html

@@ -51,7 +51,7 @@ def test_the_digest_attaches_every_post_of_the_week_threats_and_abuse_first(
         "Watch your back", "Useless cow", "Lovely nurse", "Not labelled yet", "Opening hours changed",
     ]  # fmt: skip
     assert [row["Labels"] for row in rows] == [
-        "Possible threat; Criticism", "Abuse", "Praise", "Not yet labelled", "Other mentions",
+        "Possible threat 91%; Criticism 91%", "Abuse 91%", "Praise 91%", "Not yet labelled", "Other mentions",
     ]  # fmt: skip
     first = rows[0]
     assert first["Found (Europe/London)"] == first["Posted (Europe/London)"] == "2026-11-11 10:00"
@@ -60,6 +60,23 @@ def test_the_digest_attaches_every_post_of_the_week_threats_and_abuse_first(
     assert first["Link"].startswith("https://x.com/someone/status/")
     for part in parts(message):
         assert "All 5 posts are in the attached file, vigil-2026-W46.csv" in part
+
+
+def test_within_a_label_the_highest_score_comes_first_as_in_the_email(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, labels=["threat"], scores={"threat": 0.95}, text="Sure", created_at=THIS_WEEK)
+    make.mention(alice, labels=["threat"], scores={"threat": 0.2}, text="Weak", created_at=THIS_WEEK)
+    make.mention(alice, labels=["threat"], scores={"threat": 0.6}, text="Likely", created_at=THIS_WEEK)
+    build(engine, config)
+    message = digest_for(session, alice.recipient.email)
+    file = attached(message)
+    assert file is not None
+    assert [(row["Text"], row["Labels"]) for row in file[1]] == [
+        ("Sure", "Possible threat 95%"), ("Likely", "Possible threat 60%"), ("Weak", "Possible threat 20%"),
+    ]  # fmt: skip
+    text, _ = parts(message)
+    assert text.index("Sure") < text.index("Likely") < text.index("Weak")
 
 
 def test_a_post_is_in_the_file_of_the_week_it_was_found(

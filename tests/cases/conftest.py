@@ -53,6 +53,7 @@ def add_post(
         model_id="test",
         model_version="1",
         classified_at=at,
+        scores={label: 0.91 for label in labels},
         **{label: True for label in labels},
     )
     session.add(mention)

@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from cases.workflow import Finding, open_or_feed
 from tests.alerts.conftest import assert_unfinished_weeks_refused
 from tests.cases.conftest import Post
 from tests.conftest import Tenancy
 from vigil.cli import app
-from vigil.models import utcnow
+from vigil.models import CaseReason, Severity, utcnow
 
 runner = CliRunner()
 
@@ -52,8 +53,33 @@ def test_list_json_gives_every_open_case_with_its_members(threat_case: int) -> N
     [row] = json.loads(output)
     assert row["id"] == threat_case and row["reason"] == "threat" and row["status"] == "new"
     assert row["severity"] == "critical" and row["mentions"] == 1
-    assert row["entities"] == [{"kind": "doctor", "id": 1, "name": "Dr Amira Hassan (GMC 1000001)"}]
+    name = "Dr Amira Hassan (GMC 1000001, Alice Road Surgery)"  # the practice: whom to call
+    assert row["entities"] == [{"kind": "doctor", "id": 1, "name": name}]
     assert row["figures"] == ["1 post that may be threatening."]
+
+
+def test_list_puts_the_most_severe_first_and_reads_as_the_emails_do(
+    threat_case: int, session: Session, post: Post, bob: Tenancy
+) -> None:
+    mention = post(bob.doctors[0], at=utcnow() - timedelta(minutes=5), labels=("abusive",))
+    figures = {"authors": 5, "hours": 6, "expected": 0.3, "tail_probability": 1e-5}
+    entity = ("doctor", bob.doctors[0].id)
+    pile_on = Finding(CaseReason.PILE_ON, [entity], [mention.id], Severity.MEDIUM, "Pile-on", figures)
+    open_or_feed(session, pile_on, utcnow())  # opened after the threat case: newer, less severe
+    session.commit()
+    code, output = vigil("cases", "list", "--json")
+    assert code == 0, output
+    assert [row["id"] for row in json.loads(output)] == [threat_case, 2]
+    code, output = vigil("cases", "list")
+    assert code == 0, output
+    assert output.index("Possible threat against") < output.index("Pile-on ·")
+    assert "Threat · critical · new · 1 post" in output and "1 posts" not in output
+    assert re.search(r"\d{1,2}:\d\d (GMT|BST)", output)  # on the practice's clock, with the zone
+    for spelling in ("pile-on", "pile_on", "Pile-on"):
+        rows = json.loads(vigil("cases", "list", "--reason", spelling, "--json")[1])
+        assert [row["reason"] for row in rows] == ["pile_on"]
+    code, output = vigil("cases", "list", "--reason", "mob")
+    assert code == 1 and "expected one of spike, pile-on, threat, campaign" in output
 
 
 def test_list_filters_by_status(threat_case: int) -> None:
@@ -80,6 +106,8 @@ def test_show_prints_scraped_text_without_terminal_controls_or_markup(threat_cas
     assert "\x1b" not in output and "\x07" not in output
     assert "[bold]boo[/bold]" in output  # shown as typed, not read as markup
     assert "Possible threat against Dr Amira Hassan" in output
+    assert "threat 91%" in output  # the evidence's score: a weak label reads as weak
+    assert "+00:00" not in output and re.search(r"opened \d{4}-\d\d-\d\d \d\d:\d\d (GMT|BST)", output)
 
 
 def test_update_records_who_changed_what(threat_case: int) -> None:

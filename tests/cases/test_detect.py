@@ -159,7 +159,7 @@ def test_a_single_threat_opens_a_critical_case_at_once(
     [case] = cases_of(session)
     assert report.opened == [case.id]
     assert case.reason == "threat" and case.severity is Severity.CRITICAL
-    assert case.title == "Possible threat against Dr Amira Hassan (GMC 1000001)"
+    assert case.title == "Possible threat against Dr Amira Hassan (GMC 1000001, Alice Road Surgery)"
 
 
 def test_a_threat_naming_a_doctor_and_their_practice_is_one_case(
@@ -209,7 +209,7 @@ def test_a_closed_threat_case_stays_closed_when_its_post_is_found_to_name_someon
     run_detection(session, config, now=T0 + hours(0.5))
     [_, opened] = cases_of(session, "threat")
     assert [(e.doctor_id, e.practice_id) for e in opened.entities] == [(bob.doctors[0].id, None)]
-    assert opened.title == "Possible threat against Dr Benedict Osei (GMC 2000002)"
+    assert opened.title == "Possible threat against Dr Benedict Osei (GMC 2000002, Bob Lane Practice)"
 
 
 def test_posts_older_than_the_maximum_age_open_nothing(

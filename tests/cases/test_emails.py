@@ -101,7 +101,7 @@ def test_a_threat_emails_every_org_recipient_once_and_no_practice(
     assert message["To"].addresses[0].addr_spec == "cases@mdo.example"
     assert (
         message["Subject"].strip()
-        == "[Vigil] Emerging case #1: Possible threat against Dr Amira Hassan (GMC 1000001)"
+        == "[Vigil] Emerging case #1: Possible threat against Dr Amira Hassan (GMC 1000001, Alice Road Surgery)"
     )
     text = body(message, "plain")
     assert "EMERGING CASE #1: THREAT, CRITICAL" in text
@@ -138,8 +138,8 @@ def test_a_severity_rise_sends_one_update(
     detect(rt, now=T0 + hours(3))
     subjects = [m["Subject"].strip() for m in inbox.messages]
     assert subjects == [
-        "[Vigil] Emerging case #1: Pile-on: 5 accounts within 6 h about Dr Amira Hassan (GMC 1000001)",
-        "[Vigil] Case #1 is now high: Pile-on: 5 accounts within 6 h about Dr Amira Hassan (GMC 1000001)",
+        "[Vigil] Emerging case #1: Pile-on: 5 accounts within 6 h about Dr Amira Hassan (GMC 1000001, Alice Road Surgery)",
+        "[Vigil] Case #1 is now high: Pile-on: 5 accounts within 6 h about Dr Amira Hassan (GMC 1000001, Alice Road Surgery)",
     ]  # the spike in the same posts is folded into the pile-on case: one case, not two
     assert "12 posts" in body(inbox.messages[1], "plain")
 
@@ -198,7 +198,7 @@ def test_the_weekly_digest_lists_cases_members_and_a_trend_chart(
     new_part, open_part = text.split("STILL OPEN")
     assert f"#{new.id} critical, triaged (Sam <sam@mdo.example>): Possible threat against" in new_part
     assert f"#{older.id} critical, new: Possible threat against" in open_part
-    assert "- Dr Amira Hassan (GMC 1000001): 2 (the week before: 0)" in text
+    assert "- Dr Amira Hassan (GMC 1000001, Alice Road Surgery): 2 (the week before: 0)" in text
     html = body(message, "html")
     assert "Sam &lt;sam@mdo.example&gt;" in html
     assert "Labels a week (a post with two counts twice): " in html  # not to be read as posts
@@ -238,7 +238,7 @@ def test_a_post_with_several_flagged_labels_is_one_flagged_mention(
     text, html = body(message, "plain"), body(message, "html")
     assert "Members had 1 flagged mention (threats, abuse or criticism), against 1 the week before." in text
     assert "Members had 1 flagged mention (threats, abuse or criticism) in the week of" in html
-    assert "- Dr Amira Hassan (GMC 1000001): 1 (the week before: 1)" in text
+    assert "- Dr Amira Hassan (GMC 1000001, Alice Road Surgery): 1 (the week before: 1)" in text
 
 
 def test_a_post_found_late_counts_in_the_week_it_was_found(
@@ -248,4 +248,4 @@ def test_a_post_found_late_counts_in_the_week_it_was_found(
     assert send_due_digest(rt, week=WEEK, now=DIGEST_DUE) == 1
     text = body(inbox.messages[0], "plain")
     assert "Members had 1 flagged mention (threats, abuse or criticism), against 0 the week before." in text
-    assert "- Dr Amira Hassan (GMC 1000001): 1 (the week before: 0)" in text
+    assert "- Dr Amira Hassan (GMC 1000001, Alice Road Surgery): 1 (the week before: 0)" in text

@@ -28,5 +28,5 @@ def test_a_pile_on_is_explained_in_words_a_case_handler_reads() -> None:
     )
     assert explain(case) == [
         "6 accounts posted flagged mentions within 6 hours.",
-        "Usually 0.35 in 6 hours; this many would come by chance less than 1 time in a million.",
+        "Usually 0.35 such accounts in 6 hours; this many would come by chance less than 1 time in a million.",
     ]

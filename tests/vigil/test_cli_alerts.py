@@ -89,7 +89,7 @@ def test_a_bad_week_is_one_clear_error(env: dict[str, str]) -> None:
     assert "error: week '2026-45': expected an ISO week such as 2026-W45" in output
 
 
-def test_digest_preview_writes_the_html_to_a_file(
+def test_digest_preview_writes_the_html_and_its_attached_file(
     env: dict[str, str], session: Session, make: Factory, alice: Tenancy, tmp_path: Path
 ) -> None:
     make.mention(alice, labels=["praise"], text="Thank you, Dr Hassan", created_at=IN_WEEK_46)
@@ -107,6 +107,8 @@ def test_digest_preview_writes_the_html_to_a_file(
     assert code == 0, output
     html = target.read_text()
     assert "Thank you, Dr Hassan" in html and "data:image/png;base64," in html
+    attached = (tmp_path / "preview" / "vigil-2026-W46.csv").read_text(encoding="utf-8-sig")
+    assert "Thank you, Dr Hassan" in attached and "Wrote its attached file" in output
     code, output = vigil("digest", "preview", "--recipient", "nobody@example.org")
     assert code == 1 and "error: no recipient with the email address 'nobody@example.org'" in output
 

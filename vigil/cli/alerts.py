@@ -86,7 +86,8 @@ def preview(
     week: str = typer.Option("", "--week", help="ISO week, e.g. 2026-W45; default: last week."),
     output: Path = typer.Option(Path("digest-preview.html"), "--output", "-o", help="HTML file to write."),
 ) -> None:
-    """Write one recipient's digest as an HTML file (chart embedded) to check it in a browser."""
+    """Write one recipient's digest as an HTML file (chart embedded) to check it in a browser, and
+    its CSV file of the week's posts beside it."""
     from alerts.config import load_config
     from alerts.digest import preview_html
     from alerts.jobs import last_complete_week
@@ -99,7 +100,11 @@ def preview(
         found = session.scalar(select(Recipient).where(Recipient.email == recipient.strip().lower()))
         if found is None:
             raise VigilError(f"no recipient with the email address {recipient!r} in the register")
-        html = preview_html(session, config, found, target)
+        html, attachment = preview_html(session, config, found, target)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(html, encoding="utf-8")
     console.print(f"Wrote the {target} digest for {escape(found.email)} to {escape(str(output))}.")
+    if attachment is not None:
+        attached = output.with_name(attachment.filename)
+        attached.write_bytes(attachment.data)
+        console.print(f"Wrote its attached file to {escape(str(attached))}.")

@@ -54,33 +54,55 @@ def detect(ctx: typer.Context) -> None:
 def list_(
     ctx: typer.Context,
     status: str = typer.Option("open", "--status", help=f"One of {', '.join(STATUS_CHOICES)}."),
-    reason: str = typer.Option("", "--reason", help="Only this reason: spike, pile_on, threat or campaign."),
+    reason: str = typer.Option("", "--reason", help="Only this reason: spike, pile-on, threat or campaign."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List cases, newest first (open ones by default)."""
-    from cases.views import case_summaries, load_cases
+    """List cases, most severe first, then newest (open ones by default)."""
+    from cases.views import REASON_TITLES, case_summaries, load_cases
 
     statuses = parse_statuses(status)
-    if reason and reason not in {r.value for r in CaseReason}:
-        raise VigilError(f"--reason {reason!r}: expected one of spike, pile_on, threat, campaign")
-    with runtime(ctx).transaction() as session:
-        rows = case_summaries(session, load_cases(session, statuses, reason or None))
+    rt = runtime(ctx)
+    with rt.transaction() as session:
+        rows = case_summaries(session, load_cases(session, statuses, parse_reason(reason)))
     if as_json:
         print_json(rows)
         return
-    table = Table("#", "Opened", "Case", title="Cases")
+    table = Table("#", "Opened", "Case", title="Cases, most severe first")
     for row in rows:
-        facts = [row["reason"], row["severity"], row["status"], f"{row['mentions']} posts"]
+        posts = f"{row['mentions']} {'post' if row['mentions'] == 1 else 'posts'}"
+        facts = [REASON_TITLES[row["reason"]], row["severity"], row["status"], posts]
         if row["assignee"]:
             facts.insert(3, row["assignee"])
         table.add_row(
             str(row["id"]),
-            row["opened_at"][:16].replace("T", " "),
+            local(rt, row["opened_at"]).replace(" ", "\n", 1),
             safe(row["title"] + "\n" + " · ".join(facts)),
         )
     console.print(table)
     if not rows:
         console.print(f"No {status} cases.")
+
+
+def parse_reason(reason: str) -> str | None:
+    """``pile-on`` as the emails and ``status`` write it, or ``pile_on`` as the JSON does."""
+    if not reason:
+        return None
+    value = reason.strip().lower().replace("-", "_")
+    if value not in {r.value for r in CaseReason}:
+        raise VigilError(f"--reason {reason!r}: expected one of spike, pile-on, threat, campaign")
+    return value
+
+
+def local(rt: Any, moment: str) -> str:
+    """An ISO time from the JSON on the organisation's clock, as the emails give it, with the
+    zone: ``2026-07-07 18:29 BST``."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    when = datetime.fromisoformat(moment)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)  # stored times are UTC
+    here = when.astimezone(ZoneInfo(rt.settings.digest.timezone))
+    return f"{here:%Y-%m-%d %H:%M} {here.tzname()}"
 
 
 def parse_statuses(status: str) -> list[CaseStatus]:
@@ -101,18 +123,20 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """A case in full: its figures, members, every post of evidence and its history."""
-    from cases.views import case_detail
+    from alerts.render import percent
+    from cases.views import REASON_TITLES, case_detail
     from cases.workflow import get_case
 
-    with runtime(ctx).transaction() as session:
+    rt = runtime(ctx)
+    with rt.transaction() as session:
         detail = case_detail(session, get_case(session, case_id))
     if as_json:
         print_json(detail)
         return
     console.print(safe(f"Case #{detail['id']}: {detail['title']}"), style="bold")
     console.print(
-        f"{detail['reason']} · {detail['severity']} · {detail['status']}"
-        f" · assignee {detail['assignee'] or '-'} · opened {detail['opened_at']}"
+        f"{REASON_TITLES[detail['reason']]} · {detail['severity']} · {detail['status']}"
+        f" · assignee {detail['assignee'] or '-'} · opened {local(rt, detail['opened_at'])}"
     )
     for line in detail["figures"]:
         console.print(safe(line))
@@ -122,10 +146,10 @@ def show(
     )
     for m in detail["evidence"]:
         evidence.add_row(
-            m["created_at"][:16].replace("T", " "),
+            local(rt, m["created_at"]).replace(" ", "\n", 1),
             safe(m["source"]),
             safe(m["author"]),
-            ", ".join(m["labels"]),
+            ", ".join(f"{label} {percent(m['scores'].get(label))}" for label in m["labels"]),
             safe(f"{m['text']}\n{m['url']}"),
         )
     console.print(evidence)
@@ -133,7 +157,7 @@ def show(
     for event in detail["history"]:
         change = f"{event['from']} → {event['to']}" if event["from"] else event["to"]
         history.add_row(
-            event["at"][:19].replace("T", " "),
+            local(rt, event["at"]).replace(" ", "\n", 1),
             safe(event["actor"]),
             event["action"],
             safe("\n".join(part for part in (change, event["note"]) if part)),

@@ -104,7 +104,7 @@ def write_config(settings: Settings, folder: Path) -> Path:
     """A settings file for exploring the demo's results with the ordinary commands."""
     path = folder / "vigil.toml"
     path.write_text(
-        f"{DEMO_MARK}: explore its results with `vigil -c var/demo/vigil.toml ...`\n"
+        f"{DEMO_MARK}: explore its results with `vigil -c {path} ...`\n"
         f'[database]\nurl = "{settings.database.url}"\n\n'
         f'[email]\nbackend = "{settings.email.backend}"\noutbox_dir = "{settings.email.outbox_dir}"\n',
         encoding="utf-8",
@@ -207,6 +207,8 @@ def _summarise(runtime: Runtime, summary: DemoSummary, week: Any) -> None:
         manager = session.scalar(select(Recipient).where(Recipient.email == DIGEST_PREVIEW_FOR))
         if manager is not None:
             preview = summary.folder / "digest-preview.html"
-            html = preview_html(session, load_config(runtime.settings), manager, week)
+            html, attachment = preview_html(session, load_config(runtime.settings), manager, week)
             preview.write_text(html, encoding="utf-8")
+            if attachment is not None:
+                (summary.folder / attachment.filename).write_bytes(attachment.data)
             summary.digest_preview, summary.digest_week = preview, str(week)
