@@ -47,16 +47,16 @@ def digest_file(
         (Classification.mention_id.is_(None), len(LABELS)),  # unlabelled may yet be anything
         else_=len(LABELS) + 1,
     )
-    rows = session.execute(
+    fetched = session.execute(
         select(reached.c.mention_id, reached.c.at, rank.label("rank"), Classification.scores)
         .outerjoin(Classification, Classification.mention_id == reached.c.mention_id)
         .order_by(rank, reached.c.at.desc(), reached.c.mention_id.desc())
         .limit(limit)
     ).all()
-    if not rows:
+    if not fetched:
         return None
     # As the email lists them: within each label, the highest score first.
-    rows.sort(key=lambda row: (row.rank, -score_for(row.scores, row.rank)))
+    rows = sorted(fetched, key=lambda row: (row.rank, -score_for(row.scores, row.rank)))
     found = {row.mention_id: row.at for row in rows}
     views = mention_views(session, recipient, list(found), timezone)
     data = csv_bytes(views, found, timezone)
