@@ -59,6 +59,11 @@ class RoutingReport:
         self.emails += other.emails
 
 
+# A classified mention routing has not seen, or has seen with older labels (joined to its
+# Classification and, outer, its RoutedMention).
+UNROUTED = or_(RoutedMention.mention_id.is_(None), RoutedMention.classified_at < Classification.classified_at)
+
+
 def route_batch(session: Session, config: AlertsConfig, now: datetime) -> RoutingReport:
     """Route up to BATCH classified mentions that are new or relabelled; the caller commits."""
     report = RoutingReport()
@@ -66,11 +71,7 @@ def route_batch(session: Session, config: AlertsConfig, now: datetime) -> Routin
         select(Mention, RoutedMention)
         .join(Mention.classification)
         .outerjoin(RoutedMention, RoutedMention.mention_id == Mention.id)
-        .where(
-            or_(
-                RoutedMention.mention_id.is_(None), RoutedMention.classified_at < Classification.classified_at
-            )
-        )
+        .where(UNROUTED)
         .order_by(Classification.classified_at, Mention.id)
         .limit(BATCH)
         .options(contains_eager(Mention.classification), selectinload(Mention.entities))

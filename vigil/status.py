@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.outbox import status_section as outbox_section
+from alerts.status import alerts_section
 from cases.views import status_section as cases_section
 from classifier.status import classifier_section
 from vigil import migrate
@@ -52,6 +53,7 @@ SECTIONS: list[Callable[[Runtime, Session], Section]] = [
     store_section,
     sources_section,
     classifier_section,
+    alerts_section,
     outbox_section,
     cases_section,
 ]
