@@ -22,7 +22,7 @@ from sqlalchemy import Engine, case, func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from alerts.config import AlertsConfig
-from alerts.digest_file import digest_file
+from alerts.digest_file import DigestFile, digest_file
 from alerts.emails import LABEL_TITLES, base_context, guidance_for, recipient_reason
 from alerts.outbox import Attachment, InlineImage, content_id, enqueue_email, existing_keys
 from alerts.render import RenderedEmail, render_email
@@ -50,7 +50,7 @@ class ScopeData:
     urgent: int  # this week's posts labelled threat or abusive
     unlabelled: int  # this week's posts the classifier had not labelled yet (in no category)
     top: dict[str, list[int]]
-    file: tuple[Attachment, int] | None = None  # every post of the week, and how many it lists
+    file: DigestFile | None = None  # every post of the week (up to digest.file_rows)
 
     @property
     def quiet(self) -> bool:
@@ -134,7 +134,7 @@ def _build_chunk(
             continue
         email, images = digest_email(session, config, recipient, data)
         key = digest_key(recipient, week)
-        attachments = [data.file[0]] if data.file else []
+        attachments = [data.file.attachment] if data.file else []
         report.built += enqueue_email(
             session,
             config.email,
@@ -281,24 +281,28 @@ def digest_context(
         "sections": sections,
         "guidance": guidance_for(config, present),
         "for_organisation": recipient.scope is Scope.ORG,
-        "file": {"note": _file_note(data)} if data.file else None,
+        "file": _file_context(data),
     }
 
 
 ESCAPED = " A cell that would start with @, =, + or - starts with ' there, so that no spreadsheet runs it."
 
 
-def _file_note(data: ScopeData) -> str:
-    assert data.file is not None
-    attachment, rows = data.file
-    total = data.totals[-1]
+def _file_context(data: ScopeData) -> dict[str, Any] | None:
+    """What the email says of its file; ``complete`` when it holds every post of the week (then
+    "And 12 more" are in it)."""
+    if data.file is None:
+        return None
+    name, rows, total = data.file.attachment.filename, data.file.rows, data.totals[-1]
+    escaped = ESCAPED if data.file.escaped else ""
     if rows < total:
-        return (
-            f"The attached file, {attachment.filename}, lists {rows} of these {total} posts,"
-            f" threats and abuse first.{ESCAPED}"
-        )
+        note = f"The attached file, {name}, lists {rows} of these {total} posts:"
+        return {
+            "note": f"{note} threats, abuse and posts not yet labelled first.{escaped}",
+            "complete": False,
+        }
     posts = "The post is" if total == 1 else f"All {total} posts are"
-    return f"{posts} in the attached file, {attachment.filename}, to sort and keep.{ESCAPED}"
+    return {"note": f"{posts} in the attached file, {name}, to sort and keep.{escaped}", "complete": True}
 
 
 def _section(
@@ -347,4 +351,4 @@ def preview_html(
     for image in images:
         encoded = base64.b64encode(image.data).decode("ascii")
         html = html.replace(f"cid:{image.cid}", f"data:image/{image.subtype};base64,{encoded}")
-    return html, data.file[0] if data.file else None
+    return html, data.file.attachment if data.file else None

@@ -3,7 +3,8 @@
 The email lists a few posts per category; the file is the rest ("And 12 more"), for a practice
 manager to sort, filter and keep with a complaint or an incident log. It holds only what the
 email may hold: mentions through ``mention_views`` (``visible_to``) with the names in the
-recipient's scope. Threats and abuse come first, so that a capped file keeps what matters.
+recipient's scope. Threats, abuse and posts not yet labelled come first, so that a capped file
+keeps what matters.
 Every cell is escaped against spreadsheet formulas (so a handle reads ``'@name``: Excel runs
 ``@`` as a formula too), and the file starts with a byte-order mark so that Excel reads it as
 UTF-8 (accents, emoji).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -25,27 +27,38 @@ from alerts.outbox import Attachment
 from alerts.views import MentionView, mention_views
 from alerts.weeks import Week
 from collector.sources.files import escape_cell
-from vigil.labels import LABELS
 from vigil.models import Classification, Recipient
 from vigil.scope import reached_between
 
 NOT_LABELLED = "Not yet labelled"
+# The order of the file, and what a capped file keeps: threats, abuse, posts not yet labelled
+# (they may yet be either), criticism, praise, then the rest.
+ORDER = ("threat", "abusive", None, "critical", "praise")
+
+
+@dataclass(frozen=True)
+class DigestFile:
+    attachment: Attachment
+    rows: int
+    escaped: bool  # some cell starts with an added ' (see ``escape_cell``)
 
 
 def digest_file(
     session: Session, config: AlertsConfig, recipient: Recipient, week: Week
-) -> tuple[Attachment, int] | None:
-    """The week's posts as a CSV attachment, and how many rows it has; None when there are none
-    or files are turned off (``digest.file_rows = 0``)."""
+) -> DigestFile | None:
+    """The week's posts as a CSV attachment; None when there are none or files are turned off
+    (``digest.file_rows = 0``)."""
     limit = config.digest.file_rows
     if not limit:
         return None
     timezone = config.digest.timezone
     reached = reached_between(recipient, week.start(timezone), week.end(timezone))
     rank = case(
-        *[(getattr(Classification, label).is_(True), rank) for rank, label in enumerate(LABELS)],
-        (Classification.mention_id.is_(None), len(LABELS)),  # unlabelled may yet be anything
-        else_=len(LABELS) + 1,
+        *[
+            (getattr(Classification, label).is_(True) if label else Classification.mention_id.is_(None), rank)
+            for rank, label in enumerate(ORDER)
+        ],
+        else_=len(ORDER),
     )
     fetched = session.execute(
         select(reached.c.mention_id, reached.c.at, rank.label("rank"), Classification.scores)
@@ -59,17 +72,20 @@ def digest_file(
     rows = sorted(fetched, key=lambda row: (row.rank, -score_for(row.scores, row.rank)))
     found = {row.mention_id: row.at for row in rows}
     views = mention_views(session, recipient, list(found), timezone)
-    data = csv_bytes(views, found, timezone)
-    return Attachment(filename=f"vigil-{week}.csv", data=data, maintype="text", subtype="csv"), len(views)
+    data, escaped = csv_bytes(views, found, timezone)
+    attachment = Attachment(filename=f"vigil-{week}.csv", data=data, maintype="text", subtype="csv")
+    return DigestFile(attachment, len(views), escaped)
 
 
-def csv_bytes(views: list[MentionView], found: dict[int, datetime], timezone: ZoneInfo) -> bytes:
+def csv_bytes(views: list[MentionView], found: dict[int, datetime], timezone: ZoneInfo) -> tuple[bytes, bool]:
+    """The file's bytes, and whether any cell had to be escaped."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     zone = timezone.key
     writer.writerow(
         [f"Found ({zone})", f"Posted ({zone})", "Platform", "Author", "About", "Labels", "Link", "Text"]
     )
+    escaped = False
     for view in views:
         cells = [
             sortable_time(found[view.id], timezone),
@@ -81,15 +97,16 @@ def csv_bytes(views: list[MentionView], found: dict[int, datetime], timezone: Zo
             view.url,
             view.text,
         ]
-        writer.writerow([escape_cell(cell) for cell in cells])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+        safe = [escape_cell(cell) for cell in cells]
+        escaped = escaped or safe != cells
+        writer.writerow(safe)
+    return ("\ufeff" + out.getvalue()).encode("utf-8"), escaped
 
 
 def score_for(scores: dict[str, float] | None, rank: int) -> float:
     """The score of the label a row is filed under (0 for unlabelled and other posts)."""
-    if rank >= len(LABELS):
-        return 0.0
-    return float((scores or {}).get(LABELS[rank]) or 0.0)
+    label = ORDER[rank] if rank < len(ORDER) else None
+    return float((scores or {}).get(label) or 0.0) if label else 0.0
 
 
 def label_cell(view: MentionView) -> str:

@@ -263,7 +263,7 @@ def bench_baseline(engine: Engine, config: AlertsConfig, sample: int) -> dict[st
             enqueue(
                 session, config.email, key=f"baseline:{recipient.id}", kind="digest",
                 recipient_email=recipient.email, subject=email.subject, text=email.text, html=email.html,
-                images=images, attachments=[data.file[0]] if data.file else [], now=SENT_AT,
+                images=images, attachments=[data.file.attachment] if data.file else [], now=SENT_AT,
             )  # fmt: skip
         elapsed = time.perf_counter() - started
         session.rollback()

@@ -3,13 +3,15 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from alerts.config import AlertsConfig
+from alerts.digest import build_digests
+from alerts.weeks import Week
 from tests.alerts.conftest import Factory
 from tests.alerts.test_digest import LAST_WEEK, THIS_WEEK, build, digest_for, parts
 from tests.conftest import Tenancy
@@ -48,10 +50,10 @@ def test_the_digest_attaches_every_post_of_the_week_threats_and_abuse_first(
     name, rows = file
     assert name == "vigil-2026-W46.csv"
     assert [row["Text"] for row in rows] == [
-        "Watch your back", "Useless cow", "Lovely nurse", "Not labelled yet", "Opening hours changed",
+        "Watch your back", "Useless cow", "Not labelled yet", "Lovely nurse", "Opening hours changed",
     ]  # fmt: skip
     assert [row["Labels"] for row in rows] == [
-        "Possible threat 91%; Criticism 91%", "Abuse 91%", "Praise 91%", "Not yet labelled", "Other mentions",
+        "Possible threat 91%; Criticism 91%", "Abuse 91%", "Not yet labelled", "Praise 91%", "Other mentions",
     ]  # fmt: skip
     first = rows[0]
     assert first["Found (Europe/London)"] == first["Posted (Europe/London)"] == "2026-11-11 10:00"
@@ -59,7 +61,22 @@ def test_the_digest_attaches_every_post_of_the_week_threats_and_abuse_first(
     assert first["About"] == "Dr Amira Hassan (Alice Road Surgery)"
     assert first["Link"].startswith("https://x.com/someone/status/")
     for part in parts(message):
-        assert "All 5 posts are in the attached file, vigil-2026-W46.csv" in part
+        assert "All 5 posts are in the attached file, vigil-2026-W46.csv, to sort and keep." in part
+        assert "starts with '" in part  # the handles: what the file changed is said
+
+
+def test_times_in_the_file_are_on_the_practices_clock_in_summer_too(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    july = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)  # 11:00 BST
+    make.mention(alice, text="Summer post", author="someone", created_at=july)
+    build_digests(engine, config, Week(2026, 27), now=july + timedelta(days=7))
+    message = digest_for(session, alice.recipient.email)
+    file = attached(message)
+    assert file is not None
+    (row,) = file[1]
+    assert row["Found (Europe/London)"] == row["Posted (Europe/London)"] == "2026-07-01 11:00"
+    assert "starts with '" not in parts(message)[0]  # nothing was escaped, so nothing is said
 
 
 def test_within_a_label_the_highest_score_comes_first_as_in_the_email(
@@ -124,15 +141,16 @@ def test_a_capped_file_keeps_the_threats_and_says_how_many_it_lists(
     for number in range(3):
         make.mention(alice, labels=["critical"], text=f"Complaint {number}", created_at=THIS_WEEK)
     make.mention(alice, labels=["threat"], text="Threat", created_at=THIS_WEEK - timedelta(hours=1))
-    capped = replace(config, digest=replace(config.digest, file_rows=2))
+    capped = replace(config, digest=replace(config.digest, file_rows=2, top_items=1))
     build(engine, capped)
     message = digest_for(session, alice.recipient.email)
     file = attached(message)
     assert file is not None
     assert [row["Text"] for row in file[1]] == ["Threat", "Complaint 2"]
     text, html = parts(message)
-    assert "lists 2 of these 4 posts, threats and abuse first" in text
-    assert "lists 2 of these 4 posts, threats and abuse first" in html
+    for part in (text, html):
+        assert "lists 2 of these 4 posts: threats, abuse and posts not yet labelled first" in part
+        assert "And 2 more." in part  # not "in the attached file": the cap left them out
 
 
 def test_no_file_is_attached_when_turned_off_or_in_a_quiet_week(

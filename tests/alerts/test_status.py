@@ -28,12 +28,20 @@ def test_status_shows_what_routing_has_still_to_see_and_what_it_sent(
     session: Session, engine: Engine, config: AlertsConfig, runtime: Runtime, make: Factory, alice: Tenancy
 ) -> None:
     make.mention(alice, labels=["threat"], created_at=WEDNESDAY - timedelta(minutes=5))
+    make.mention(alice, labels=["abusive"], created_at=WEDNESDAY - timedelta(minutes=4))
     before = rows_at(runtime, session, WEDNESDAY)
-    assert before["Awaiting routing"] == "1" and before["Immediate alerts, last 7 days"] == "0"
+    assert before["Awaiting routing"] == "2" and before["Immediate alerts, last 7 days"] == "0"
     session.commit()
     route_new_mentions(engine, config, WEDNESDAY)
-    after = rows_at(runtime, session, WEDNESDAY)
-    assert after["Awaiting routing"] == "0" and int(after["Immediate alerts, last 7 days"]) >= 1
+    make.mention(alice, labels=["abusive"], created_at=WEDNESDAY)
+    later = WEDNESDAY + timedelta(minutes=1)
+    route_new_mentions(engine, config, later)
+    after = rows_at(runtime, session, later)
+    assert after["Awaiting routing"] == "0"
+    # Alice's manager: the threat and the first insult at once, the second insult in a follow-up
+    # when the grouping window closes.
+    assert after["Immediate alerts, last 7 days"] == "2"
+    assert after["Grouped alerts waiting for their window"] == "1"
     assert rows_at(runtime, session, WEDNESDAY + timedelta(days=8))["Immediate alerts, last 7 days"] == "0"
 
 
