@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from cases.detect import pending_count
 from cases.workflow import entity_names, entity_ref
-from vigil.models import Case, CaseMention, Mention
+from vigil.models import Case, CaseMention, Classification, Mention
 from vigil.models.cases import OPEN_STATUSES, CaseStatus, Severity
 
 REASON_TITLES = {
@@ -67,7 +67,23 @@ def load_cases(
     return list(session.scalars(query))
 
 
-def case_summary(case: Case, names: dict[tuple[str, int], str]) -> dict[str, Any]:
+def top_threat_scores(session: Session, cases: Sequence[Case]) -> dict[int, float]:
+    """Each case's highest threat score among its evidence labelled threat: the case team's first
+    clue to how sure a "possible threat" is (every threat opens a critical case)."""
+    rows = session.execute(
+        select(CaseMention.case_id, Classification.scores)
+        .join(Classification, Classification.mention_id == CaseMention.mention_id)
+        .where(CaseMention.case_id.in_([case.id for case in cases]), Classification.threat.is_(True))
+    )
+    top: dict[int, float] = {}
+    for case_id, scores in rows:
+        top[case_id] = max(top.get(case_id, 0.0), float((scores or {}).get("threat") or 0.0))
+    return top
+
+
+def case_summary(
+    case: Case, names: dict[tuple[str, int], str], top_threat: float | None = None
+) -> dict[str, Any]:
     entities = [entity_ref(row.doctor_id, row.practice_id) for row in case.entities]
     return {
         "id": case.id,
@@ -82,6 +98,7 @@ def case_summary(case: Case, names: dict[tuple[str, int], str]) -> dict[str, Any
         "closed_at": case.closed_at.isoformat() if case.closed_at else None,
         "entities": [{"kind": kind, "id": key, "name": names.get((kind, key), "")} for kind, key in entities],
         "mentions": len(case.mentions),
+        "top_threat_score": top_threat,
         "figures": explain(case),
         "details": case.details,
     }
@@ -91,7 +108,8 @@ def case_summaries(session: Session, cases: Sequence[Case]) -> list[dict[str, An
     names = entity_names(
         session, [entity_ref(row.doctor_id, row.practice_id) for case in cases for row in case.entities]
     )
-    return [case_summary(case, names) for case in cases]
+    top = top_threat_scores(session, cases)
+    return [case_summary(case, names, top.get(case.id)) for case in cases]
 
 
 def case_detail(session: Session, case: Case) -> dict[str, Any]:

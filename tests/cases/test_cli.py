@@ -69,11 +69,13 @@ def test_list_puts_the_most_severe_first_and_reads_as_the_emails_do(
     session.commit()
     code, output = vigil("cases", "list", "--json")
     assert code == 0, output
-    assert [row["id"] for row in json.loads(output)] == [threat_case, 2]
+    rows = json.loads(output)
+    assert [(row["id"], row["top_threat_score"]) for row in rows] == [(threat_case, 0.91), (2, None)]
     code, output = vigil("cases", "list")
     assert code == 0, output
     assert output.index("Possible threat against") < output.index("Pile-on ·")
-    assert "Threat · critical · new · 1 post" in output and "1 posts" not in output
+    assert "Threat · critical · new · 1 post · threat score up to 91%" in output
+    assert "1 posts" not in output
     assert re.search(r"\d{1,2}:\d\d (GMT|BST)", output)  # on the practice's clock, with the zone
     for spelling in ("pile-on", "pile_on", "Pile-on"):
         rows = json.loads(vigil("cases", "list", "--reason", spelling, "--json")[1])

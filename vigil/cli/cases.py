@@ -58,6 +58,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List cases, most severe first, then newest (open ones by default)."""
+    from alerts.render import percent
     from cases.views import REASON_TITLES, case_summaries, load_cases
 
     statuses = parse_statuses(status)
@@ -71,6 +72,8 @@ def list_(
     for row in rows:
         posts = f"{row['mentions']} {'post' if row['mentions'] == 1 else 'posts'}"
         facts = [REASON_TITLES[row["reason"]], row["severity"], row["status"], posts]
+        if row["top_threat_score"] is not None:
+            facts.append(f"threat score up to {percent(row['top_threat_score'])}")
         if row["assignee"]:
             facts.insert(3, row["assignee"])
         table.add_row(
