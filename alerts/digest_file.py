@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from alerts.config import AlertsConfig
 from alerts.emails import LABEL_TITLES
 from alerts.outbox import Attachment
+from alerts.render import sortable_time
 from alerts.views import MentionView, mention_views
 from alerts.weeks import Week
 from collector.sources.files import escape_cell
@@ -88,8 +89,8 @@ def csv_bytes(views: list[MentionView], found: dict[int, datetime], timezone: Zo
     escaped = False
     for view in views:
         cells = [
-            sortable_time(found[view.id], timezone),
-            sortable_time(view.created_at, timezone),
+            sortable_time(found[view.id], timezone, zone=False),
+            sortable_time(view.created_at, timezone, zone=False),
             view.platform.name,
             view.author,
             "; ".join(view.names),
@@ -115,8 +116,3 @@ def label_cell(view: MentionView) -> str:
         return NOT_LABELLED
     titles = [f"{LABEL_TITLES[label]} {score}" for label, score in view.labels]
     return "; ".join(titles) or LABEL_TITLES["neutral"]
-
-
-def sortable_time(moment: datetime, timezone: ZoneInfo) -> str:
-    """``2026-11-03 14:05``: sorts as text, and spreadsheets read it as a date and time."""
-    return f"{moment.astimezone(timezone):%Y-%m-%d %H:%M}"

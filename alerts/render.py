@@ -89,6 +89,13 @@ def local_time(moment: datetime, timezone: ZoneInfo) -> str:
     return f"{here:%a} {here.day} {here:%b %Y, %H:%M} {here.tzname()}"
 
 
+def sortable_time(moment: datetime, timezone: ZoneInfo, zone: bool = True) -> str:
+    """``2026-11-03 14:05 GMT``: sorts as text, spreadsheets read it as a date and time, and a
+    terminal column stays narrow."""
+    here = moment.astimezone(timezone)
+    return f"{here:%Y-%m-%d %H:%M} {here.tzname()}" if zone else f"{here:%Y-%m-%d %H:%M}"
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),

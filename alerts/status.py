@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.config import load_config
+from alerts.render import sortable_time
 from alerts.routing import UNROUTED
 from alerts.weeks import Week, scheduled_time
 from vigil.models import Alert, Mention, OutboxMessage, RoutedMention, utcnow
@@ -46,8 +47,7 @@ def alerts_section(
     if due <= now:
         sending = sending.next()
         due = scheduled_time(sending, digest.weekday, digest.time, digest.timezone)
-    here = due.astimezone(digest.timezone)
-    rows.append(("Next digests", f"{sending.previous()}, due {here:%Y-%m-%d %H:%M} {here.tzname()}"))
+    rows.append(("Next digests", f"{sending.previous()}, due {sortable_time(due, digest.timezone)}"))
     return "Alerts and digests", rows
 
 

@@ -102,10 +102,11 @@ def local(rt: Any, moment: str) -> str:
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
+    from alerts.render import sortable_time
+
     when = datetime.fromisoformat(moment)
     when = when if when.tzinfo else when.replace(tzinfo=UTC)  # stored times are UTC
-    here = when.astimezone(ZoneInfo(rt.settings.digest.timezone))
-    return f"{here:%Y-%m-%d %H:%M} {here.tzname()}"
+    return sortable_time(when, ZoneInfo(rt.settings.digest.timezone))
 
 
 def parse_statuses(status: str) -> list[CaseStatus]:
