@@ -30,7 +30,7 @@ from alerts.views import MentionView, mention_views, scope_description
 from alerts.weeks import Week
 from vigil.db import transaction
 from vigil.labels import LABELS, NEUTRAL
-from vigil.models import Classification, Recipient, Scope, utcnow
+from vigil.models import Classification, Mention, Recipient, Scope, utcnow
 from vigil.scope import reached_between
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ class ScopeData:
     unlabelled: int  # this week's posts the classifier had not labelled yet (in no category)
     top: dict[str, list[int]]
     file: DigestFile | None = None  # every post of the week (up to digest.file_rows)
+    posted_before: int = 0  # this week's posts that were posted before the week began
+    earliest: datetime | None = None  # when the earliest of those was posted
 
     @property
     def quiet(self) -> bool:
@@ -174,7 +176,8 @@ def scope_data(
         if counts[label][-1]
     }
     file = digest_file(session, config, recipient, week) if with_file and totals[-1] else None
-    data = ScopeData(weeks, counts, totals, urgent, unlabelled, top, file)
+    posted_before, earliest = _posted_before(session, config, recipient, week)
+    data = ScopeData(weeks, counts, totals, urgent, unlabelled, top, file, posted_before, earliest)
     if cache is not None:
         cache[key] = data
     return data
@@ -214,6 +217,23 @@ def _weekly_counts(
         if index == len(weeks) - 1:
             urgent_this_week, unlabelled_this_week = int(row[-2] or 0), int(row[-1] or 0)
     return counts, totals, urgent_this_week, unlabelled_this_week
+
+
+def _posted_before(
+    session: Session, config: AlertsConfig, recipient: Recipient, week: Week
+) -> tuple[int, datetime | None]:
+    """How many of the week's posts were posted before it began, and the earliest: a backfill, an
+    import or a newly registered name brings old posts into this week's counts, and a practice
+    should not read them as a sudden rise."""
+    start = week.start(config.digest.timezone)
+    reached = reached_between(recipient, start, week.end(config.digest.timezone))
+    count, earliest = session.execute(
+        select(func.count(), func.min(Mention.created_at))
+        .select_from(reached)
+        .join(Mention, Mention.id == reached.c.mention_id)
+        .where(Mention.created_at < start)
+    ).one()
+    return int(count), earliest
 
 
 def _top_posts(
@@ -282,7 +302,23 @@ def digest_context(
         "guidance": guidance_for(config, present),
         "for_organisation": recipient.scope is Scope.ORG,
         "file": _file_context(data),
+        "posted_before": _posted_before_note(config, data),
     }
+
+
+def _posted_before_note(config: AlertsConfig, data: ScopeData) -> str:
+    if not data.posted_before or data.earliest is None:
+        return ""
+    earliest = data.earliest.astimezone(config.digest.timezone)
+    when = f"{earliest.day} {earliest:%B %Y}"
+    if data.posted_before == 1:
+        posts, them = f"1 of these posts was posted before this week, on {when}", "it"
+    else:
+        posts, them = (
+            f"{data.posted_before} of these posts were posted before this week, the earliest on {when}",
+            "them",
+        )
+    return f"{posts}: Vigil found {them} this week (from a slow source, an import, or a name newly added to the register)."
 
 
 ESCAPED = " A cell that would start with @, =, + or - starts with ' there, so that no spreadsheet runs it."

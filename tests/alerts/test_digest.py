@@ -94,6 +94,37 @@ def test_a_post_found_after_its_weeks_digest_was_sent_is_in_the_digest_of_the_we
     assert "found next week" not in text
 
 
+def test_a_digest_says_how_many_of_its_posts_were_posted_before_the_week_and_since_when(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy, bob: Tenancy
+) -> None:
+    assert alice.recipient and bob.recipient
+    backfilled = datetime(2026, 10, 14, 23, 30, tzinfo=UTC)  # 00:30 on 15 October in London (BST)
+    make.mention(alice, labels=["critical"], created_at=backfilled, found_at=THIS_WEEK)
+    make.mention(alice, labels=["critical"], created_at=LAST_WEEK, found_at=THIS_WEEK)
+    make.mention(alice, labels=["praise"], created_at=THIS_WEEK)
+    make.mention(bob, labels=["critical"], created_at=LAST_WEEK, found_at=THIS_WEEK)
+    make.mention(bob, labels=["praise"], created_at=THIS_WEEK)
+    build(engine, config)
+    for part in parts(digest_for(session, alice.recipient.email)):
+        assert (
+            "2 of these posts were posted before this week, the earliest on 15 October 2026: Vigil found"
+            " them this week" in part
+        )
+    for part in parts(digest_for(session, bob.recipient.email)):
+        assert "1 of these posts was posted before this week, on 4 November 2026: Vigil found it" in part
+
+
+def test_a_digest_of_posts_all_posted_in_its_week_says_nothing_of_earlier_posts(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    assert alice.recipient
+    make.mention(alice, labels=["critical"], created_at=THIS_WEEK)
+    make.mention(alice, labels=["critical"], created_at=LAST_WEEK)  # last week's digest had it
+    build(engine, config)
+    for part in parts(digest_for(session, alice.recipient.email)):
+        assert "posted before this week" not in part
+
+
 def test_a_post_that_reaches_a_second_practice_later_counts_for_it_in_the_week_it_got_there(
     session: Session,
     engine: Engine,
