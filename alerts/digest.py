@@ -318,7 +318,8 @@ def _posted_before_note(config: AlertsConfig, data: ScopeData) -> str:
             f"{data.posted_before} of these posts were posted before this week, the earliest on {when}",
             "them",
         )
-    return f"{posts}: Vigil found {them} this week (from a slow source, an import, or a name newly added to the register)."
+    why = "from a slow source, an import, or a name newly added to the register"
+    return f"{posts}: Vigil found {them} this week ({why})."
 
 
 ESCAPED = " A cell that would start with @, =, + or - starts with ' there, so that no spreadsheet runs it."
