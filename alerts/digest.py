@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, func, not_, or_, select
+from sqlalchemy import ColumnElement, Engine, case, false, func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from alerts.config import AlertsConfig
-from alerts.digest_file import DigestFile, digest_file
-from alerts.emails import LABEL_TITLES, base_context, guidance_for, recipient_reason
+from alerts.digest_file import DigestFile, digest_file, shown_to
+from alerts.emails import base_context, guidance_for, recipient_reason
 from alerts.outbox import Attachment, InlineImage, content_id, enqueue_email, existing_keys
 from alerts.render import RenderedEmail, render_email
-from alerts.views import MentionView, mention_views, scope_description
+from alerts.views import LABEL_TITLES, MentionView, mention_views, scope_description
 from alerts.weeks import Week
 from vigil.db import transaction
 from vigil.labels import LABELS, NEUTRAL
@@ -36,6 +36,7 @@ from vigil.scope import reached_between
 log = logging.getLogger(__name__)
 
 CATEGORIES = (*LABELS, NEUTRAL)
+UNLABELLED = "unlabelled"  # a section, not a category: posts the classifier had not reached
 CHUNK = 50  # recipients per transaction: a crash loses at most this much work, never a digest
 _CANDIDATES = 200  # recent posts per category among which the top-scoring are chosen
 
@@ -151,7 +152,7 @@ def _build_chunk(
 
 
 def _scope_key(recipient: Recipient) -> tuple[Any, ...]:
-    return (recipient.scope, recipient.practice_id, recipient.doctor_id)
+    return (recipient.scope, recipient.practice_id, recipient.doctor_id, tuple(sorted(recipient.categories)))
 
 
 def scope_data(
@@ -175,6 +176,8 @@ def scope_data(
         for label in CATEGORIES
         if counts[label][-1]
     }
+    if unlabelled:
+        top[UNLABELLED] = _top_posts(session, config, recipient, week, UNLABELLED)
     file = digest_file(session, config, recipient, week) if with_file and totals[-1] else None
     posted_before, earliest = _posted_before(session, config, recipient, week)
     data = ScopeData(weeks, counts, totals, urgent, unlabelled, top, file, posted_before, earliest)
@@ -195,13 +198,16 @@ def _weekly_counts(
     flags = [getattr(Classification, label) for label in LABELS]
     labelled = Classification.mention_id.is_not(None)
     neutral = labelled & not_(or_(*flags))
-    urgent = func.coalesce(or_(Classification.threat, Classification.abusive), False)
+    urgent_labels = [label for label in ("threat", "abusive") if label in recipient.categories]
+    urgent_flags = [getattr(Classification, label) for label in urgent_labels]
+    urgent = func.coalesce(or_(*urgent_flags), False) if urgent_flags else false()
+    shown = shown_to(recipient)
     columns = [func.sum(case((flag.is_(True), 1), else_=0)) for flag in flags]
     columns.append(func.sum(case((neutral, 1), else_=0)))
     columns.append(func.sum(case((urgent, 1), else_=0)))
     columns.append(func.sum(case((labelled, 0), else_=1)))
     rows = session.execute(
-        select(bucket.label("week"), func.count(), *columns)
+        select(bucket.label("week"), func.sum(case((shown, 1), else_=0)), *columns)
         .select_from(reached)
         .outerjoin(Classification, Classification.mention_id == reached.c.mention_id)
         .group_by("week")
@@ -211,7 +217,7 @@ def _weekly_counts(
     urgent_this_week = unlabelled_this_week = 0
     for row in rows:
         index = int(row[0])
-        totals[index] = int(row[1])
+        totals[index] = int(row[1] or 0)
         for position, category in enumerate(CATEGORIES):
             counts[category][index] = int(row[2 + position] or 0)
         if index == len(weeks) - 1:
@@ -231,7 +237,8 @@ def _posted_before(
         select(func.count(), func.min(Mention.created_at))
         .select_from(reached)
         .join(Mention, Mention.id == reached.c.mention_id)
-        .where(Mention.created_at < start)
+        .outerjoin(Classification, Classification.mention_id == reached.c.mention_id)
+        .where(Mention.created_at < start, shown_to(recipient))
     ).one()
     return int(count), earliest
 
@@ -244,14 +251,21 @@ def _top_posts(
     timezone = config.digest.timezone
     reached = reached_between(recipient, week.start(timezone), week.end(timezone))
     flags = [getattr(Classification, name) for name in LABELS]
+    condition: ColumnElement[bool]
+    if label == UNLABELLED:
+        condition = Classification.mention_id.is_(None)
+    elif label == NEUTRAL:
+        condition = Classification.mention_id.is_not(None) & not_(or_(*flags))
+    else:
+        condition = getattr(Classification, label).is_(True)
     rows = session.execute(
         select(reached.c.mention_id, Classification.scores)
-        .join(Classification, Classification.mention_id == reached.c.mention_id)
-        .where(not_(or_(*flags)) if label == NEUTRAL else getattr(Classification, label).is_(True))
+        .outerjoin(Classification, Classification.mention_id == reached.c.mention_id)
+        .where(condition)
         .order_by(reached.c.at.desc(), reached.c.mention_id.desc())
         .limit(_CANDIDATES)
     ).all()
-    if label != NEUTRAL:
+    if label not in (NEUTRAL, UNLABELLED):
         rows = sorted(rows, key=lambda row: -float((row.scores or {}).get(label) or 0))
     return [row.mention_id for row in rows[: config.digest.top_items]]
 
@@ -284,7 +298,9 @@ def digest_context(
         }
         for category in shown
     ]
-    sections = [_section(session, config, recipient, data, label) for label in shown if data.top.get(label)]
+    order = [*[label for label in wanted if label in ("threat", "abusive")], UNLABELLED,
+             *[label for label in shown if label not in ("threat", "abusive")]]  # fmt: skip
+    sections = [_section(session, config, recipient, data, label) for label in order if data.top.get(label)]
     present = [label for label in wanted if data.counts[label][-1]]
     return {
         **base_context(config, recipient_reason(recipient)),
@@ -294,7 +310,7 @@ def digest_context(
         "quiet": data.quiet,
         "total": data.totals[-1],
         "last_total": data.totals[-2],
-        "attention": data.urgent if {"threat", "abusive"} & set(wanted) else 0,
+        "attention": data.urgent,
         "unlabelled": data.unlabelled,
         "rows": rows,
         "chart": None if not any(data.totals) else _chart(config, data, shown),
@@ -312,14 +328,14 @@ def _posted_before_note(config: AlertsConfig, data: ScopeData) -> str:
     earliest = data.earliest.astimezone(config.digest.timezone)
     when = f"{earliest.day} {earliest:%B %Y}"
     if data.posted_before == 1:
-        posts, them = f"1 of these posts was posted before this week, on {when}", "it"
+        posts, them = f"1 of these posts was posted before the week began, on {when}", "it"
     else:
         posts, them = (
-            f"{data.posted_before} of these posts were posted before this week, the earliest on {when}",
+            f"{data.posted_before} of these posts were posted before the week began, the earliest on {when}",
             "them",
         )
     why = "from a slow source, an import, or a name newly added to the register"
-    return f"{posts}: Vigil found {them} this week ({why})."
+    return f"{posts}: Vigil found {them} during the week ({why})."
 
 
 ESCAPED = " A cell that would start with @, =, + or - starts with ' there, so that no spreadsheet runs it."
@@ -346,12 +362,13 @@ def _section(
     session: Session, config: AlertsConfig, recipient: Recipient, data: ScopeData, label: str
 ) -> dict[str, Any]:
     mentions: list[MentionView] = mention_views(session, recipient, data.top[label], config.digest.timezone)
+    count = data.unlabelled if label == UNLABELLED else data.counts[label][-1]
     return {
         "label": label,
         "title": LABEL_TITLES[label],
-        "count": data.counts[label][-1],
+        "count": count,
         "mentions": mentions,
-        "more": data.counts[label][-1] - len(mentions),
+        "more": count - len(mentions),
         "report": label in ("threat", "abusive"),
     }
 

@@ -18,23 +18,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, select
+from sqlalchemy import ColumnElement, case, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from alerts.config import AlertsConfig
-from alerts.emails import LABEL_TITLES
 from alerts.outbox import Attachment
 from alerts.render import sortable_time
-from alerts.views import MentionView, mention_views
+from alerts.views import LABEL_TITLES, MentionView, mention_views
 from alerts.weeks import Week
 from collector.sources.files import escape_cell
+from vigil.labels import LABELS
 from vigil.models import Classification, Recipient
 from vigil.scope import reached_between
 
-NOT_LABELLED = "Not yet labelled"
 # The order of the file, and what a capped file keeps: threats, abuse, posts not yet labelled
 # (they may yet be either), criticism, praise, then the rest.
 ORDER = ("threat", "abusive", None, "critical", "praise")
+
+
+def shown_to(recipient: Recipient) -> ColumnElement[bool]:
+    """A condition on an outer-joined Classification: the recipient's categories let them see the
+    post (not labelled yet, no label, or at least one label they asked for). A doctor who asked for
+    threats only is not sent the week's criticism in the file, nor counted it in the totals."""
+    flags = [getattr(Classification, label) for label in LABELS]
+    wanted = [getattr(Classification, label) for label in LABELS if label in recipient.categories]
+    none_wanted = not_(or_(*wanted)) if wanted else true()
+    opted_out = Classification.mention_id.is_not(None) & or_(*flags) & none_wanted
+    return not_(func.coalesce(opted_out, False))
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ def digest_file(
     fetched = session.execute(
         select(reached.c.mention_id, reached.c.at, rank.label("rank"), Classification.scores)
         .outerjoin(Classification, Classification.mention_id == reached.c.mention_id)
+        .where(shown_to(recipient))
         .order_by(rank, reached.c.at.desc(), reached.c.mention_id.desc())
         .limit(limit)
     ).all()
@@ -113,6 +124,5 @@ def score_for(scores: dict[str, float] | None, rank: int) -> float:
 def label_cell(view: MentionView) -> str:
     """``Possible threat 24%; Abuse 100%``: the score tells a weak label from a sure one."""
     if not view.labelled:
-        return NOT_LABELLED
-    titles = [f"{LABEL_TITLES[label]} {score}" for label, score in view.labels]
-    return "; ".join(titles) or LABEL_TITLES["neutral"]
+        return LABEL_TITLES["unlabelled"]
+    return "; ".join(view.tags) or LABEL_TITLES["neutral"]

@@ -10,17 +10,10 @@ from sqlalchemy.orm import Session
 from alerts.config import AlertsConfig
 from alerts.guidance import Guidance, load_guidance, topics_for
 from alerts.render import RenderedEmail, local_time, oneline, render_email
-from alerts.views import entity_name, mention_views, scope_description
+from alerts.views import LABEL_TITLES, entity_name, mention_views, scope_description
+from vigil.labels import LABELS
 from vigil.models import Alert, OperatorEvent, Recipient, Scope
 
-# How each label is named to people: plainly, and without claiming more certainty than a model has.
-LABEL_TITLES = {
-    "threat": "Possible threat",
-    "abusive": "Abuse",
-    "critical": "Criticism",
-    "praise": "Praise",
-    "neutral": "Other mentions",
-}
 # What the posts of an alert may do, as a predicate: it follows "a post naming X that" and "3 posts
 # naming X" alike, so it never depends on the number of posts. An alert has one label, the most
 # serious routed to the recipient, so phrases are used one at a time, never joined.
@@ -62,7 +55,10 @@ def alert_email(session: Session, config: AlertsConfig, alert: Alert) -> Rendere
     mentions = mention_views(session, recipient, [item.mention_id for item in alert.items], timezone)
     if not mentions:
         return None
-    labels = {label for mention in mentions for label in mention.label_names}
+    # Guidance for the alert's own label and any more serious one, never a less serious one: the
+    # advice on criticism (a reply template) must not sit beside "do not reply" in a threat alert.
+    serious = LABELS[: LABELS.index(alert.label) + 1]
+    labels = {label for mention in mentions for label in mention.label_names if label in serious}
     window_start = alert.window_ends_at - config.group_window
     return render_email(
         "alert",

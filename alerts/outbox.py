@@ -91,6 +91,7 @@ def compose(
     html: str,
     images: Sequence[InlineImage] = (),
     attachments: Sequence[Attachment] = (),
+    unsubscribe: bool = True,
 ) -> bytes:
     """The complete message: multipart/alternative (text, then HTML with its inline images),
     inside multipart/mixed with the attachments if there are any."""
@@ -100,7 +101,8 @@ def compose(
     message["Subject"] = oneline(subject, 250)
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id
-    message["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in unsubscribe_targets(config))
+    if unsubscribe:  # a subscription (the digest), never a safety alert one tap can silence
+        message["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in unsubscribe_targets(config))
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: autoresponders must not reply
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(text)
@@ -169,6 +171,7 @@ def enqueue(
         html=html,
         images=images,
         attachments=attachments,
+        unsubscribe=kind == "digest",
     )
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     statement = (

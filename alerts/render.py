@@ -76,6 +76,11 @@ def paragraphs(value: object) -> Markup:
     return Markup("<br>\n").join(escape(line) for line in clean(value).split("\n"))
 
 
+def tel(number: object) -> str:
+    """A telephone number as a ``tel:`` target: ``0800 000 0000`` -> ``08000000000``."""
+    return re.sub(r"[^0-9+]", "", str(number or ""))
+
+
 def percent(score: object) -> str:
     try:
         return f"{float(score):.0%}"  # type: ignore[arg-type]
@@ -112,6 +117,7 @@ def _environment() -> Environment:
         safe_url=safe_url,
         paragraphs=paragraphs,
         percent=percent,
+        tel=tel,
     )
     return env
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -23,6 +23,17 @@ from vigil.models import Doctor, Mention, MentionEntity, Practice, Recipient, Sc
 from vigil.scope import entity_in_scope, visible_to
 
 SNIPPET = 280
+FOUND_LATE = timedelta(hours=1)  # found this long after it was posted, a post says when it was found
+
+# How each label is named to people: plainly, and without claiming more certainty than a model has.
+LABEL_TITLES = {
+    "threat": "Possible threat",
+    "abusive": "Abuse",
+    "critical": "Criticism",
+    "praise": "Praise",
+    "neutral": "Other mentions",
+    "unlabelled": "Not yet labelled",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class MentionView:
     author: str
     posted: str
     created_at: datetime
+    found: str  # when Vigil found it, if that was well after it was posted (a backfill, an import)
     text: str
     snippet: str
     labels: list[tuple[str, str]]
@@ -42,6 +54,11 @@ class MentionView:
     @property
     def label_names(self) -> list[str]:
         return [label for label, _ in self.labels]
+
+    @property
+    def tags(self) -> list[str]:
+        """``Possible threat 62%``: each label as people read it, with its score."""
+        return [f"{LABEL_TITLES[label]} {score}" for label, score in self.labels]
 
 
 def doctor_name(doctor: Doctor) -> str:
@@ -116,6 +133,9 @@ def _view(mention: Mention, names: list[str], timezone: ZoneInfo) -> MentionView
         author=oneline(mention.author, 100),
         posted=local_time(mention.created_at, timezone),
         created_at=mention.created_at,
+        found=local_time(mention.collected_at, timezone)
+        if mention.collected_at - mention.created_at > FOUND_LATE
+        else "",
         text=text,
         snippet=shorten(clean(mention.text, single_line=True), SNIPPET),
         labels=[(label, percent(scores.get(label))) for label in LABELS if label in labels],

@@ -16,7 +16,7 @@ from alerts.digest import DigestReport, build_digests, preview_html, scope_data
 from alerts.weeks import Week
 from tests.alerts.conftest import Factory
 from tests.conftest import Tenancy
-from vigil.models import MentionEntity, OutboxMessage, Recipient
+from vigil.models import MentionEntity, OutboxMessage, Recipient, Scope
 from vigil.settings import Settings
 
 WEEK = Week(2026, 46)  # Monday 9 to Sunday 15 November 2026 (GMT)
@@ -65,14 +65,15 @@ def test_a_digest_counts_each_category_against_the_week_before(
     assert build(engine, config).built == 1
     message = digest_for(session, alice.recipient.email)  # type: ignore[union-attr]
     text, html = parts(message)
-    assert message["Subject"] == "[Vigil] Weekly digest, 9–15 November 2026: 5 mentions, 1 to look at"
+    assert message["Subject"] == "[Vigil] Weekly digest, 9–15 November 2026: 5 posts, 1 to look at"
     assert row(text, "Possible threat") == (1, 0, "+1")
     assert row(text, "Abuse") == (1, 0, "+1")
     assert row(text, "Criticism") == (2, 1, "+1")
     assert row(text, "Praise") == (1, 0, "+1")
     assert row(text, "Other mentions") == (1, 0, "+1")
     assert (
-        "5 posts about Alice Road Surgery and its doctors found this week, against 1 the week before." in text
+        "5 posts about Alice Road Surgery and its doctors found in the week of 9–15 November 2026, against 1 the"
+        " week before." in text
     )
     assert "A post can carry more than one label" in text and "A post can carry more than one label" in html
     assert "OTHER MENTIONS (1)" in text  # posts with no label are listed too, the latest first
@@ -107,11 +108,11 @@ def test_a_digest_says_how_many_of_its_posts_were_posted_before_the_week_and_sin
     build(engine, config)
     for part in parts(digest_for(session, alice.recipient.email)):
         assert (
-            "2 of these posts were posted before this week, the earliest on 15 October 2026: Vigil found"
-            " them this week" in part
+            "2 of these posts were posted before the week began, the earliest on 15 October 2026: Vigil"
+            " found them during the week" in part
         )
     for part in parts(digest_for(session, bob.recipient.email)):
-        assert "1 of these posts was posted before this week, on 4 November 2026: Vigil found it" in part
+        assert "1 of these posts was posted before the week began, on 4 November 2026: Vigil found it" in part
 
 
 def test_a_digest_of_posts_all_posted_in_its_week_says_nothing_of_earlier_posts(
@@ -122,7 +123,7 @@ def test_a_digest_of_posts_all_posted_in_its_week_says_nothing_of_earlier_posts(
     make.mention(alice, labels=["critical"], created_at=LAST_WEEK)  # last week's digest had it
     build(engine, config)
     for part in parts(digest_for(session, alice.recipient.email)):
-        assert "posted before this week" not in part
+        assert "posted before the week" not in part
 
 
 def test_a_post_that_reaches_a_second_practice_later_counts_for_it_in_the_week_it_got_there(
@@ -161,8 +162,8 @@ def test_posts_not_yet_labelled_are_counted_apart_from_the_other_mentions(
     assert row(text, "Other mentions") == (1, 0, "+1")
     for part in (text, html):
         assert (
-            "1 of these posts was not yet labelled when this digest was built, so it is in no category"
-            in part
+            "1 of these posts was not yet labelled when this digest was built: it is in no category"
+            " above, and listed under Not yet labelled" in part
         )
 
 
@@ -258,7 +259,7 @@ def test_a_recipients_categories_shape_their_digest(
     build(engine, config)
     text, _ = parts(digest_for(session, alice.recipient.email))
     assert "Praise" not in text and "Thank you Dr Hassan" not in text
-    assert row(text, "Other mentions") == (0, 0, "same")
+    assert "All quiet" in text  # nothing this week in the categories they asked for
 
 
 @pytest.mark.parametrize(("quiet_week", "built"), [("send", 1), ("skip", 0)])
@@ -347,3 +348,41 @@ def test_a_preview_is_a_standalone_page_with_the_chart_embedded(
     assert 'src="data:image/png;base64,iVBOR' in html and "cid:" not in html
     assert attachment is not None and attachment.filename == "vigil-2026-W46.csv"
     assert "in the attached file, vigil-2026-W46.csv" in html
+
+
+def test_a_doctor_who_asked_for_threats_only_is_sent_no_other_labelled_posts_in_file_or_counts(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    session.add(
+        Recipient(email="amira@alice.example", name="Amira", scope=Scope.DOCTOR, tenant=alice.tenant,
+                  doctor=alice.doctors[0], categories=["threat"])
+    )  # fmt: skip
+    session.commit()
+    make.mention(alice, labels=["threat"], text="I know where you park", created_at=THIS_WEEK)
+    make.mention(alice, labels=["abusive"], text="Useless cow", created_at=THIS_WEEK)
+    make.mention(alice, labels=["critical"], text="Worst GP ever", created_at=THIS_WEEK)
+    make.mention(alice, text="Flu clinic on Saturday", created_at=THIS_WEEK)
+    build(engine, config)
+    message = digest_for(session, "amira@alice.example")
+    text, html = parts(message)
+    assert message["Subject"] == "[Vigil] Weekly digest, 9–15 November 2026: 2 posts, 1 to look at"
+    assert "2 posts about Dr Amira Hassan found" in text
+    file = next(message.iter_attachments()).get_content()
+    for part in (text, html, file):
+        assert "I know where you park" in part and "Flu clinic on Saturday" in part
+        assert "Useless cow" not in part and "Worst GP ever" not in part
+    assert alice.recipient
+    assert "Useless cow" in parts(digest_for(session, alice.recipient.email))[0]  # the practice's choice
+
+
+def test_posts_not_yet_labelled_are_listed_after_threats_and_abuse_for_reading_by_eye(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    assert alice.recipient
+    make.mention(alice, labels=["critical"], text="Phone lines down again", created_at=THIS_WEEK)
+    make.mention(alice, text="I know where Dr Hassan parks", created_at=THIS_WEEK, classify=False)
+    make.mention(alice, labels=["abusive"], text="Useless cow", created_at=THIS_WEEK)
+    build(engine, config)
+    text, html = parts(digest_for(session, alice.recipient.email))
+    assert text.index("ABUSE (1)") < text.index("NOT YET LABELLED (1)") < text.index("CRITICISM (1)")
+    assert html.index("Useless cow") < html.index("I know where Dr Hassan parks") < html.index("Phone lines")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -132,3 +133,51 @@ def test_alerts_about_one_doctor_have_subjects_of_their_own_so_mail_clients_do_n
         f"[Vigil] Possible threat: a post {NAMING} on X, Mon 16 Nov 2026, 09:05 GMT",
         f"[Vigil] Possible threat: a post {NAMING} on X, Mon 16 Nov 2026, 09:40 GMT",
     ]
+
+
+def test_a_threat_alert_offers_no_reply_even_when_the_post_also_criticises(
+    session: Session, engine: Engine, alert_settings: Settings, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, labels=["threat", "critical"], text="Worst GP in Leeds. Watch your back")
+    [message] = alert_emails(session, engine, load_config(alert_settings))
+    for subtype in ("plain", "html"):
+        part = body(message, subtype)
+        assert "Do not reply and do not contact the author" in part
+        assert "If you reply" not in part and "sorry to hear about your experience" not in part
+
+
+def test_an_alert_names_labels_as_people_read_them_and_its_phone_numbers_can_be_tapped(
+    session: Session, engine: Engine, alert_settings: Settings, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(
+        alice, labels=["threat"], scores={"threat": 0.62, "abusive": 0.1}, text="I know where you park"
+    )
+    [message] = alert_emails(session, engine, load_config(alert_settings))
+    assert "Labels: Possible threat 62%" in body(message, "plain")
+    html = body(message, "html")
+    assert "Possible threat 62%</span>" in html
+    for number in ("999", "101"):
+        assert re.search(rf'<a href="tel:{number}"[^>]*>{number}</a>', html), number
+    assert "To report it: On the post, open the ... menu and choose Report." in html  # as in the text
+
+
+def test_a_safety_alert_carries_no_unsubscribe_header_that_one_tap_could_act_on(
+    session: Session, engine: Engine, alert_settings: Settings, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, labels=["threat"])
+    [message] = alert_emails(session, engine, load_config(alert_settings))
+    assert message["List-Unsubscribe"] is None
+
+
+def test_a_post_found_long_after_it_was_posted_says_when_it_was_found(
+    session: Session, engine: Engine, alert_settings: Settings, make: Factory, alice: Tenancy
+) -> None:
+    posted = datetime(2026, 10, 29, 20, 0, tzinfo=UTC)
+    make.mention(
+        alice, labels=["threat"], created_at=posted, found_at=datetime(2026, 11, 10, 8, 55, tzinfo=UTC)
+    )
+    make.mention(alice, labels=["threat"], created_at=datetime(2026, 11, 10, 8, 30, tzinfo=UTC))
+    late, prompt = alert_emails(session, engine, load_config(alert_settings))
+    for subtype in ("plain", "html"):
+        assert "Thu 29 Oct 2026, 20:00 GMT (found Tue 10 Nov 2026, 08:55 GMT)" in body(late, subtype)
+        assert "(found" not in body(prompt, subtype)  # found within the hour: when it was posted is enough

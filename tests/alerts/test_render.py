@@ -81,7 +81,9 @@ def assert_inert(raw: bytes) -> None:
     for name, value in elements.attributes:
         assert not name.startswith("on"), (name, value)
         if name in ("href", "src"):
-            assert value.startswith(("https://", "http://", "cid:", "mailto:")), value
+            assert value.startswith(("https://", "http://", "cid:", "mailto:")) or re.fullmatch(
+                r"tel:\+?[0-9]+", value
+            ), value
     assert html.count("<style") == 1  # the template's own
 
 
