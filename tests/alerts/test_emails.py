@@ -178,6 +178,8 @@ def test_a_post_found_long_after_it_was_posted_says_when_it_was_found(
     )
     make.mention(alice, labels=["threat"], created_at=datetime(2026, 11, 10, 8, 30, tzinfo=UTC))
     late, prompt = alert_emails(session, engine, load_config(alert_settings))
+    plain = body(late, "plain").replace("\r\n", "\n")
+    assert "Thu 29 Oct 2026, 20:00 GMT (found Tue 10 Nov 2026, 08:55 GMT)\nNames: Dr Amira" in plain
+    assert "Thu 29 Oct 2026, 20:00 GMT (found Tue 10 Nov 2026, 08:55 GMT)</p>" in body(late, "html")
     for subtype in ("plain", "html"):
-        assert "Thu 29 Oct 2026, 20:00 GMT (found Tue 10 Nov 2026, 08:55 GMT)" in body(late, subtype)
         assert "(found" not in body(prompt, subtype)  # found within the hour: when it was posted is enough
