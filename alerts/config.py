@@ -2,11 +2,13 @@
 
 ``vigil.settings`` checks each value on its own; what is checked here is what only makes sense
 for alerts: that routed labels exist, that audiences are known, that an unsubscribe URL is https,
-that a claim lease outlives an SMTP timeout, and that every guidance file is present.
+that a claim lease outlives an SMTP timeout, that the SMTP host is a host alone (no port) and its
+CA file exists, and that every guidance file is present.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import time, timedelta
@@ -118,6 +120,26 @@ def _guidance_dir(value: str) -> Path:
     return folder
 
 
+def _smtp_server(host: str, ca_file: str) -> None:
+    """A port or URL in the host name, or a missing CA file, would only show at the first send,
+    as a failure to connect that is retried for a day."""
+    if not _is_host(host):
+        raise SettingsError(
+            "setting email.smtp_host: expected a host name or IP address (the port goes in"
+            f" email.smtp_port), got {host!r}"
+        )
+    if ca_file and not Path(ca_file).is_file():
+        raise SettingsError(f"setting email.smtp_ca_file: {ca_file} is not a file")
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)  # an IPv6 address has colons of its own
+        return True
+    except ValueError:
+        return bool(host) and not re.search(r"[\s:/@]", host)
+
+
 def _email(settings: Settings) -> EmailConfig:
     email = settings.email
     url = email.unsubscribe_url.strip()
@@ -129,6 +151,8 @@ def _email(settings: Settings) -> EmailConfig:
             f" email.smtp_timeout_seconds = {email.smtp_timeout_seconds} s (needs at least 4 times it),"
             " or a slow send could be taken over and sent twice"
         )
+    if email.backend == "smtp":
+        _smtp_server(email.smtp_host, email.smtp_ca_file)
     if email.smtp_username and not email.smtp_password:
         raise SettingsError("setting email.smtp_password: email.smtp_username is set but the password is not")
     return EmailConfig(

@@ -47,6 +47,7 @@ from alerts.transports import Email, Transport, TransportError, make_transport
 from vigil.claims import claim
 from vigil.db import transaction
 from vigil.models import OperatorEvent, OutboxMessage, OutboxStatus, Recipient, utcnow
+from vigil.ops import raise_operator_event
 from vigil.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -378,6 +379,7 @@ def _record(
         )
         report.failed += 1
         log.error("email %s to %s failed for good: %s", email.message_id, email.recipient, reason)
+        _tell_operator_of_failure(engine, config, email, reason)
         return
     next_attempt = now + retry_delay(config, attempts)
     _update(
@@ -398,6 +400,19 @@ def _record(
         attempts,
         next_attempt.isoformat(timespec="seconds"),
     )
+
+
+def _tell_operator_of_failure(engine: Engine, config: EmailConfig, email: Email, reason: str) -> None:
+    """An undelivered alert must not go unnoticed until someone reads the log or ``vigil status``.
+    Never for an email to the operator: it would only queue another email to the same address."""
+    if email.recipient == config.operator_address:
+        return
+    with transaction(engine) as session:
+        raise_operator_event(
+            session, "email_failed", f"An email to {email.recipient} was not delivered",
+            f"Email #{email.id} to {email.recipient} failed for good: {reason}. Once the cause is"
+            f" fixed, `vigil alerts retry {email.id}` sends it again.",
+        )  # fmt: skip
 
 
 def retry_delay(config: EmailConfig, attempts: int) -> timedelta:

@@ -9,6 +9,7 @@ takes over when its claim goes stale.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -51,15 +52,19 @@ def classify_pending(
     reclassify: bool = False,
     limit: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
     """Label unclassified mentions (with ``reclassify``, also those labelled by another model or version).
 
-    Returns how many mentions this call labelled.
+    Returns how many mentions this call labelled. Once ``stop`` is set it returns after the batch in
+    hand, so that stopping ``vigil run`` never waits for a whole backlog to be classified.
     """
     pending = stale(classifier) if reclassify else unclassified()
     size = runtime.settings.classifier.claim_size
     done = 0
     while limit is None or done < limit:
+        if stop is not None and stop.is_set():
+            break  # the rest waits for the next start
         with runtime.transaction() as session:
             token, ids = claim(
                 session,

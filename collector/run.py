@@ -5,10 +5,11 @@ collector moved it meanwhile), the matched posts, any operator notices and the s
 Killing the process at any moment therefore loses no post and stores none twice: the next run
 starts from the last committed checkpoint, and the store skips what it already holds.
 
-Health: every poll records its outcome. A source that fails ``collector.failure_alert_after``
-times in a row, or fails permanently (credentials refused), raises one operator event; its
-recovery raises another. A rate-limited source is left alone until its reset time, while the
-other sources carry on.
+Health: every poll records its outcome; a batch the database refuses to store (a full disk, a
+schema behind the code) is a failed poll like any other. A source that fails
+``collector.failure_alert_after`` times in a row, or fails permanently (credentials refused),
+raises one operator event; its recovery raises another. A rate-limited source is left alone
+until its reset time, while the other sources carry on.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collector.post import Post
 from collector.sources import build_source, enabled_sources
 from collector.sources.base import Batch, Context, Source, SourceError
 from collector.store import StoreReport, insert_or_skip, store_matched
-from vigil.errors import VigilError
+from vigil.errors import VigilError, describe
 from vigil.models import Practice
 from vigil.models.collector import SourceState
 from vigil.ops import raise_operator_event
@@ -115,6 +116,11 @@ def collect_source(
         except CheckpointMoved:
             report.skipped = "another collector is reading this source; stopped"
             return report
+        except Exception as exc:  # the database refused the batch: a failed poll, never a silent one
+            log.exception("source %s: could not store what it read", name)
+            report.error = f"could not store what it read: {describe(exc)}"
+            record_store_failure(runtime, name, batch, report.error)
+            return report
         report.batches += 1
         report.posts_read += len(batch.posts)
         report.store.add(stored)
@@ -171,6 +177,24 @@ def commit_batch(
         extra={"source": name},
     )  # fmt: skip
     return new_version, stored
+
+
+def record_store_failure(runtime: Runtime, name: str, batch: Batch, message: str) -> None:
+    """Record a batch the database refused as a failed poll (health, an operator event after
+    ``collector.failure_alert_after``). The checkpoint stays, so the posts are read again, but X's
+    count of this month's reads moves on, with its budget notices: X billed those reads, and the
+    budget must stop the reading even while nothing can be stored."""
+    try:
+        with runtime.transaction() as session:
+            row = source_state(session, name)
+            if "usage" in batch.state:
+                row.checkpoint = {**row.checkpoint, "usage": batch.state["usage"]}
+            for notice in batch.notices:
+                raise_operator_event(session, notice.kind, notice.subject, notice.message)
+            failed = Batch(batch.posts, batch.state, error=SourceError(message))
+            record_health(session, runtime.settings, name, failed, StoreReport())
+    except Exception:
+        log.exception("source %s: could not record the failure either", name)
 
 
 def source_state(session: Session, name: str) -> SourceState:

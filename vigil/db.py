@@ -58,7 +58,9 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
     def _on_begin(connection: Any) -> None:
         # Every transaction takes the write lock up front: no lock upgrades, so no
         # "database is locked" failures between two workers that both read then write.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only probes (/healthz, /metrics) take no lock: in WAL mode readers never wait.
+        read_only = connection.get_execution_options().get("vigil_read_only")
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -76,3 +78,13 @@ def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: committed when the block ends, rolled back if it raises."""
     with session_factory(engine)() as session, session.begin():
         yield session
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Session]:
+    """A session that only reads: on SQLite it takes no write lock, so it never waits for a job's
+    write (in WAL mode readers and one writer go side by side)."""
+    with engine.connect() as connection:
+        connection.execution_options(vigil_read_only=True)
+        with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+            yield session

@@ -56,7 +56,7 @@ class DatabaseCollector(Collector):
         waiting = GaugeMetricFamily("vigil_mentions_unclassified", "Mentions waiting for the classifier.")
         cases = GaugeMetricFamily("vigil_cases_open", "Emerging cases not yet closed.")
         try:
-            with self.runtime.transaction() as session:
+            with self.runtime.read_only() as session:
                 by_status = dict(
                     session.execute(
                         select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import make_url
 
 from vigil.errors import VigilError
 from vigil.paths import resource_dir
+from vigil.runtime import Runtime
 
 
 def alembic_config() -> Config:
@@ -85,3 +88,35 @@ def head_revision() -> str | None:
 def autogenerate(engine: Engine, message: str, rev_id: str) -> None:
     """Write a new migration from the difference between the models and the database (developers)."""
     _run(engine, "revision", message=message, autogenerate=True, rev_id=rev_id)
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """Whether the database is at the newest migration: the schema this code was written for."""
+    return current_revision(engine) == head_revision()
+
+
+def require_database(runtime: Runtime) -> None:
+    """Stop a command that needs Vigil's tables, before it touches the database, if there is no
+    SQLite file at the configured path: opening it would create an empty one, so a typo in the
+    path would pass for a new, empty Vigil."""
+    url = make_url(runtime.settings.database.url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database)
+    if not path.exists():
+        raise VigilError(
+            f"no database at {path.resolve()} (setting database.url):"
+            " check the path, or run `vigil db upgrade` to create it"
+        )
+
+
+def require_current(runtime: Runtime) -> None:
+    """Stop ``vigil run`` at start-up unless the schema is exactly the one this code needs: on any
+    other, every job would fail at its first query, and keep failing."""
+    require_database(runtime)
+    current, head = current_revision(runtime.engine), head_revision()
+    if current != head:
+        raise VigilError(
+            f"the database {runtime.safe_database_url()} is at schema {current or 'empty'}, and this"
+            f" version of Vigil needs {head}: run `vigil db upgrade` first"
+        )

@@ -33,6 +33,12 @@ class Runtime:
         with db.transaction(self.engine) as session:
             yield session
 
+    @contextmanager
+    def read_only(self) -> Iterator[Session]:
+        """For probes that only read (/healthz, /metrics): on SQLite they never wait for a writer."""
+        with db.read_only(self.engine) as session:
+            yield session
+
     def safe_database_url(self) -> str:
         return db.safe_url(db.database_url(self.settings))
 

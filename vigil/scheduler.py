@@ -41,6 +41,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from vigil import metrics
 from vigil.runtime import Runtime
+from vigil.service import recorded
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,14 +85,24 @@ def jobs_runtime(runtime: Runtime) -> Iterator[None]:
 
 
 def collect_job(source: str) -> None:
-    """Scheduled poll of one source (each source is its own job: a slow one delays no other)."""
+    """Scheduled poll of one source (each source is its own job: a slow one delays no other).
+
+    A failed poll is the source's own health (``collector.run``); an exception escaping the poll
+    (the register cannot be read) counts as a failed job, so /healthz and the operator hear of it.
+    """
     from collector.run import collect_once
 
-    for report in collect_once(current_runtime(), source, stop=STOPPING):
-        metrics.POSTS_READ.labels(report.source).inc(report.posts_read)
-        metrics.MENTIONS_COLLECTED.labels(report.source).inc(report.store.stored)
-        if report.error:
-            metrics.SOURCE_ERRORS.labels(report.source).inc()
+    runtime = current_runtime()
+
+    def poll() -> str:
+        for report in collect_once(runtime, source, stop=STOPPING):
+            metrics.POSTS_READ.labels(report.source).inc(report.posts_read)
+            metrics.MENTIONS_COLLECTED.labels(report.source).inc(report.store.stored)
+            if report.error:
+                metrics.SOURCE_ERRORS.labels(report.source).inc()
+        return f"{source} polled"
+
+    recorded(runtime, f"collect {source}", poll)
 
 
 def run_step(target: str, *args: Any) -> None:

@@ -22,11 +22,11 @@ from typing import Any
 
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import select, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from vigil import metrics
-from vigil.errors import VigilError
+from vigil.errors import VigilError, describe
 from vigil.runtime import Runtime
 from vigil.settings import Settings
 
@@ -63,7 +63,7 @@ def run_pipeline(runtime: Runtime, stop: threading.Event | None = None) -> Pipel
     report = PipelineReport()
     failed: list[str] = []
     with _step("classify", failed):
-        report.classified = classify(runtime)
+        report.classified = classify(runtime, stop)
     if stop is None or not stop.is_set():
         with _step("detect cases", failed):
             cases = detect(runtime)
@@ -84,19 +84,7 @@ def _step(name: str, failed: list[str]) -> Iterator[None]:
         yield
     except Exception as exc:
         _log_failure(f"pipeline step {name} failed", exc)
-        failed.append(f"{name} [{_describe(exc)}]")
-
-
-def _describe(exc: Exception) -> str:
-    """An error in one line for the operator: a VigilError's message says it all; a database
-    error's first line only, as the rest holds the statement's values (posts, addresses)."""
-    if isinstance(exc, VigilError):
-        message = str(exc)
-    elif isinstance(exc, StatementError) and exc.orig is not None:
-        message = f"{type(exc.orig).__name__}: {str(exc.orig).strip().splitlines()[0]} (details in the log)"
-    else:
-        message = f"{type(exc).__name__}: {exc}"
-    return " ".join(message.split())[:300]
+        failed.append(f"{name} [{describe(exc)}]")
 
 
 def _log_failure(what: str, exc: Exception, **extra: Any) -> None:
@@ -108,7 +96,7 @@ def _log_failure(what: str, exc: Exception, **extra: Any) -> None:
         log.error("%s", what, exc_info=exc, extra=extra)
 
 
-def classify(runtime: Runtime) -> int:
+def classify(runtime: Runtime, stop: threading.Event | None = None) -> int:
     """Label every pending mention with the configured model, timing each batch for the metrics."""
     from classifier.model import get_classifier
     from classifier.step import classify_pending
@@ -123,7 +111,7 @@ def classify(runtime: Runtime) -> int:
         metrics.CLASSIFICATIONS.inc(count)
         started = time.perf_counter()
 
-    return classify_pending(runtime, get_classifier(runtime.settings), on_batch=on_batch)
+    return classify_pending(runtime, get_classifier(runtime.settings), on_batch=on_batch, stop=stop)
 
 
 def check_start(settings: Settings) -> None:
@@ -143,7 +131,7 @@ def pipeline_job() -> None:
     from vigil.scheduler import STOPPING, current_runtime
 
     runtime = current_runtime()
-    _recorded(runtime, "pipeline", lambda: run_pipeline(runtime, STOPPING))
+    recorded(runtime, "pipeline", lambda: run_pipeline(runtime, STOPPING))
 
 
 def digests_job() -> None:
@@ -153,28 +141,32 @@ def digests_job() -> None:
     from vigil.scheduler import current_runtime
 
     runtime = current_runtime()
-    _recorded(runtime, "digests", lambda: send_due_digests(runtime))
-    _recorded(runtime, "case digest", lambda: send_due_digest(runtime))
+    recorded(runtime, "digests", lambda: send_due_digests(runtime))
+    recorded(runtime, "case digest", lambda: send_due_digest(runtime))
 
 
 # Runs of each job that failed in a row, in this process: what /healthz reports. And the jobs the
 # operator has been told are failing (one scheduler runs per database, so this process knows).
 JOB_FAILURES: dict[str, int] = {}
 JOBS_REPORTED: set[str] = set()
+# When each job's run in progress began (monotonic seconds): a run that never returns (a database
+# lock wait, a half-open connection) would otherwise go unseen, as max_instances=1 skips later runs.
+JOB_STARTED: dict[str, float] = {}
 
 
-def _recorded(runtime: Runtime, job: str, work: Callable[[], Any]) -> None:
+def recorded(runtime: Runtime, job: str, work: Callable[[], Any]) -> None:
     """Run a job, count its failures in a row, and tell the operator when it keeps failing (a
     model that will not load stops every threat alert) and again when it works."""
     failures = JOB_FAILURES.get(job, 0)
     try:
-        result = work()
+        with _running(job):
+            result = work()
     except Exception as exc:
         metrics.JOB_RUNS.labels(job, "failed").inc()
         JOB_FAILURES[job] = failures + 1
         _log_failure(f"job {job} failed", exc, job=job)
         if failures + 1 >= int(runtime.settings.service.failure_alert_after) and job not in JOBS_REPORTED:
-            message = f"The {job} job failed {failures + 1} times in a row, the last with: {_describe(exc)}."
+            message = f"The {job} job failed {failures + 1} times in a row, the last with: {describe(exc)}."
             if _tell_operator(runtime, "job_failing", f"Vigil's {job} job is failing", message):
                 JOBS_REPORTED.add(job)
         return
@@ -187,6 +179,16 @@ def _recorded(runtime: Runtime, job: str, work: Callable[[], Any]) -> None:
         message = f"The {job} job ran again: {result}."
         if _tell_operator(runtime, "job_recovered", f"Vigil's {job} job works again", message):
             JOBS_REPORTED.discard(job)
+
+
+@contextmanager
+def _running(job: str) -> Iterator[None]:
+    """Mark a run of ``job`` as in progress while it lasts, for /healthz to see one that is stuck."""
+    JOB_STARTED[job] = time.monotonic()
+    try:
+        yield
+    finally:
+        JOB_STARTED.pop(job, None)
 
 
 def _tell_operator(runtime: Runtime, kind: str, subject: str, message: str) -> bool:
@@ -225,8 +227,11 @@ def service_jobs(settings: Settings) -> list[Any]:
 def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int, dict[str, Any]]:
     """What ``/healthz`` answers: 200 while the database answers and the scheduler runs, else 503.
 
-    A source or a job (the pipeline: no model, say) that keeps failing makes the status
-    ``degraded`` (still 200: restarting would not help); the details say which.
+    The status is ``degraded`` (still 200: restarting would not help) while a source or a job (the
+    pipeline: no model, say) keeps failing, a job has been running far too long (stuck), or an
+    urgent email (an alert, the operator's own) is still waiting long after it was queued (the
+    mail server is down or refuses the login); the details say which. It only reads, so on SQLite
+    it answers even while a job holds the write lock.
     """
     from vigil.models import SourceState
 
@@ -234,9 +239,10 @@ def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int
     ok = scheduler_running()
     body["scheduler"] = "running" if ok else "stopped"
     try:
-        with runtime.transaction() as session:
+        with runtime.read_only() as session:
             session.execute(text("SELECT 1"))
             states = session.scalars(select(SourceState).order_by(SourceState.source)).all()
+            late_email = _late_urgent_email(session, _overdue_after(runtime.settings, passes=5))
         body["database"] = "ok"
     except Exception as exc:
         body["database"] = f"unreachable: {type(exc).__name__}"
@@ -256,8 +262,45 @@ def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int
     body["jobs"] = {job: {"consecutive_failures": count} for job, count in sorted(JOB_FAILURES.items())}
     failing = [s.source for s in states if s.consecutive_failures >= threshold]
     failing += [job for job, count in JOB_FAILURES.items() if count >= job_threshold]
+    running = {job: time.monotonic() - since for job, since in list(JOB_STARTED.items())}
+    body["running"] = {job: round(seconds) for job, seconds in sorted(running.items())}
+    stuck_after = _overdue_after(runtime.settings, passes=10)
+    failing += [job for job, seconds in running.items() if seconds >= stuck_after]
+    if late_email is not None:
+        body["email"] = late_email
+        failing.append("email")
     body["status"] = "failing" if not ok else ("degraded" if failing else "ok")
     return (200 if ok else 503), body
+
+
+def _overdue_after(settings: Settings, passes: int) -> float:
+    """Seconds after which what the pipeline does every pass is overdue: ``passes`` pipeline
+    intervals, and at least 15 minutes, so that one slow pass is not reported."""
+    return max(15 * 60.0, passes * float(settings.service.pipeline_seconds))
+
+
+def _late_urgent_email(session: Session, late_after: float) -> dict[str, Any] | None:
+    """The urgent emails still waiting if the oldest was queued more than ``late_after`` seconds ago
+    (each pass sends them: any left that long are not leaving), with that email's last error."""
+    from alerts.outbox import URGENT
+    from vigil.models import OutboxMessage, OutboxStatus
+
+    waiting = (OutboxMessage.priority == URGENT) & OutboxMessage.status.in_(
+        [OutboxStatus.PENDING, OutboxStatus.SENDING]
+    )
+    oldest = session.execute(
+        select(OutboxMessage.created_at, OutboxMessage.last_error)
+        .where(waiting)
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        .limit(1)
+    ).first()
+    if oldest is None or (datetime.now(UTC) - oldest.created_at).total_seconds() < late_after:
+        return None
+    return {
+        "urgent_waiting": session.scalar(select(func.count()).where(waiting)),
+        "oldest": oldest.created_at.isoformat(timespec="seconds"),
+        "last_error": oldest.last_error,
+    }
 
 
 class HealthServer:
@@ -265,11 +308,17 @@ class HealthServer:
 
     def __init__(self, runtime: Runtime, scheduler_running: Callable[[], bool]) -> None:
         settings = runtime.settings.service
+        try:  # a port in use or a host name that does not resolve: one line naming the settings
+            self._server = ThreadingHTTPServer(
+                (settings.listen_host, int(settings.port)), _handler(runtime, scheduler_running)
+            )
+        except OSError as exc:
+            raise VigilError(
+                f"cannot serve /healthz on {settings.listen_host}:{settings.port} (settings"
+                f" service.listen_host, service.port): {exc.strerror or exc}"
+            ) from exc
         metrics.REGISTRY.register(collector := metrics.DatabaseCollector(runtime))
         self._collector = collector
-        self._server = ThreadingHTTPServer(
-            (settings.listen_host, int(settings.port)), _handler(runtime, scheduler_running)
-        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)
 
     @property

@@ -414,8 +414,14 @@ def _apply_environment(
     origins: dict[str, str],
 ) -> None:
     by_env = {declaration.env_name: declaration for declaration in declarations.values()}
+    near_misses = _single_underscore_names(by_env)
     for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if not name.startswith(ENV_PREFIX):
+            continue
+        if "__" not in name:
+            if name in near_misses:
+                meant = near_misses[name]
+                raise SettingsError(f"environment variable {name} names no setting (did you mean {meant}?)")
             continue
         declaration = by_env.get(name)
         if declaration is None and name.endswith("_FILE"):
@@ -428,6 +434,13 @@ def _apply_environment(
             raise SettingsError(f"environment variable {name} names no setting")
         values[declaration.path] = parse_value(declaration, raw, name)
         origins[declaration.path] = "environment"
+
+
+def _single_underscore_names(by_env: Mapping[str, Declaration]) -> dict[str, str]:
+    """Each setting's variable written with single underscores (VIGIL_DATABASE_URL), and the one
+    meant: variables without ``__`` are otherwise ignored, so this slip would go unnoticed."""
+    secret_files = [f"{env}_FILE" for env, declaration in by_env.items() if declaration.type == "secret"]
+    return {re.sub(r"_+", "_", name): name for name in [*by_env, *secret_files]}
 
 
 def _read_secret_file(name: str, path: str) -> str:

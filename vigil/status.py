@@ -63,6 +63,6 @@ def collect_status(runtime: Runtime) -> list[Section]:
     """Every section, or only the database one while the schema is missing or out of date."""
     with runtime.transaction() as session:
         first = database_section(runtime, session)
-        if migrate.current_revision(runtime.engine) != migrate.head_revision():
+        if not migrate.schema_is_current(runtime.engine):
             return [first]
         return [first] + [section(runtime, session) for section in SECTIONS[1:]]

@@ -41,6 +41,10 @@ def test_the_defaults_route_threats_and_abuse_at_once_and_send_digests_on_monday
             "email.lease_seconds: 60 s is too short",
         ),
         ({"email__smtp_username": "vigil"}, "email.smtp_password: email.smtp_username is set"),
+        (
+            {"email__backend": "smtp", "email__smtp_ca_file": "/nonexistent/relay-ca.pem"},
+            "setting email.smtp_ca_file: /nonexistent/relay-ca.pem is not a file",
+        ),
     ],
 )
 def test_a_bad_setting_stops_start_up_naming_it(
@@ -54,3 +58,21 @@ def test_a_guidance_folder_missing_a_topic_is_refused(alert_settings: Settings, 
     (tmp_path / "threat.md").write_text("# Threats\n")
     with pytest.raises(SettingsError, match="lacks abusive.md, critical.md, praise.md, general.md"):
         load_config(alert_settings.with_overrides(alerts__guidance_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("host", ["localhost", "smtp.example.org", "192.0.2.25", "::1", "2001:db8::25"])
+def test_an_smtp_host_is_a_host_name_or_an_ip_address(alert_settings: Settings, host: str) -> None:
+    config = load_config(alert_settings.with_overrides(email__backend="smtp", email__smtp_host=host))
+    assert config.email.smtp_host == host
+
+
+@pytest.mark.parametrize(
+    "host", ["smtp.example.org:587", "smtp://smtp.example.org", "vigil@smtp.example.org", "[::1]", ""]
+)
+def test_an_smtp_host_with_a_port_or_a_scheme_stops_start_up(alert_settings: Settings, host: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_config(alert_settings.with_overrides(email__backend="smtp", email__smtp_host=host))
+    assert str(error.value) == (
+        "setting email.smtp_host: expected a host name or IP address (the port goes in email.smtp_port),"
+        f" got {host!r}"
+    )

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from alerts.config import AlertsConfig, EmailConfig
+from alerts.config import AlertsConfig, EmailConfig, load_config
 from alerts.outbox import (
     NORMAL,
     URGENT,
@@ -23,8 +23,8 @@ from alerts.outbox import (
     status_section,
 )
 from alerts.transports import Email, Transport, TransportError
-from tests.alerts.conftest import NOW, queue
-from vigil.models import OutboxMessage, OutboxStatus, utcnow
+from tests.alerts.conftest import NOW, SmtpServer, queue
+from vigil.models import OperatorEvent, OutboxMessage, OutboxStatus, utcnow
 from vigil.runtime import Runtime
 from vigil.settings import Settings
 
@@ -220,6 +220,27 @@ def test_a_message_failing_past_the_last_attempt_fails_for_good(
     message = session.scalars(select(OutboxMessage)).one()
     assert message.status == OutboxStatus.FAILED
     assert message.last_error == "gave up after 2 attempts: 421 busy"
+
+
+def test_an_email_that_fails_for_good_tells_the_operator_unless_it_was_to_the_operator(
+    session: Session, engine: Engine, smtp_settings: Settings, smtp_server: SmtpServer
+) -> None:
+    config = load_config(smtp_settings.with_overrides(email__operator_address="ops@vigil.example"))
+    refusal = "550 5.1.1 mailbox unavailable"
+    smtp_server.recorder.refuse = {"manager@a10001.example": refusal, "ops@vigil.example": refusal}
+    queue(session, config, ["manager@a10001.example"], kind="alert")
+    queue(session, config, ["ops@vigil.example"], kind="operator")
+    assert deliver(engine, config.email, now=NOW).failed == 2
+    alert = session.scalars(select(OutboxMessage.id).where(OutboxMessage.kind == "alert")).one()
+    events = [(event.kind, event.subject, event.message) for event in session.scalars(select(OperatorEvent))]
+    assert events == [
+        (
+            "email_failed",
+            "An email to manager@a10001.example was not delivered",
+            f"Email #{alert} to manager@a10001.example failed for good: recipient refused: {refusal}."
+            f" Once the cause is fixed, `vigil alerts retry {alert}` sends it again.",
+        )
+    ]  # and none for the operator's own email: it would only queue another to the same address
 
 
 def test_failed_messages_can_be_queued_again(session: Session, engine: Engine, config: AlertsConfig) -> None:

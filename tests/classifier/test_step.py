@@ -11,6 +11,7 @@ from classifier.model import Classifier, load_classifier
 from classifier.step import classify_pending, count, stale, unclassified
 from vigil.models import Classification, Mention
 from vigil.runtime import Runtime
+from vigil.service import run_pipeline
 from vigil.settings import Settings
 
 TEXTS = [
@@ -148,3 +149,23 @@ def test_a_limit_stops_after_that_many_mentions(
     add_mentions(session, TEXTS)
     assert classify_pending(rt, classifier, limit=3) == 3
     assert len(classifications(session)) == 3
+
+
+def test_a_stop_request_ends_the_pass_after_the_batch_in_hand(
+    session: Session, rt: Runtime, classifier: Classifier
+) -> None:
+    add_mentions(session, TEXTS)
+    stop = threading.Event()
+    assert classify_pending(rt, classifier, on_batch=lambda count: stop.set(), stop=stop) == 2
+    assert len(classifications(session)) == 2  # the rest wait for the next start
+    assert session.scalar(select(func.count()).where(Mention.classify_claimed_by.is_not(None))) == 0
+
+
+def test_a_pipeline_pass_asked_to_stop_leaves_the_backlog_for_the_next_start(
+    session: Session, rt: Runtime
+) -> None:
+    add_mentions(session, TEXTS)
+    stopping = threading.Event()
+    stopping.set()  # SIGTERM came while the pass was waiting to run
+    assert run_pipeline(rt, stopping).classified == 0
+    assert classifications(session) == []

@@ -4,15 +4,21 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+import collector.run
+from collector.post import Post
 from collector.run import CheckpointMoved, advance_checkpoint, collect_once
 from collector.sources import enabled_sources
+from collector.store import StoreReport
 from tests.collector.fakes.careopinion import API_KEY, FakeCareOpinion
 from tests.collector.fakes.corpus import more_items
 from tests.collector.fakes.feeds import FakeFeeds
 from tests.collector.fakes.server import FakeServer, Reply
+from tests.collector.fakes.x import PATH as X_PATH
+from tests.collector.fakes.x import TOKEN as X_TOKEN
+from tests.collector.fakes.x import FakeX
 from tests.conftest import Tenancy
 from vigil.errors import VigilError
 from vigil.models import Mention, MentionEntity, OperatorEvent, SourceState
@@ -189,6 +195,57 @@ def test_a_source_that_cannot_start_is_recorded_as_a_failure(
     assert "could not start" in state(session, "mastodon").last_error
     assert events(session) == [("source_failing", "Source mastodon is not collecting")]
     runtime.close()
+
+
+def refuse_to_store(session: Session, matched: list[tuple[Post, object]]) -> StoreReport:
+    """Stands in for ``store_matched`` when the database refuses the batch (a schema behind the
+    code, a full disk): a real statement the database rejects, carrying a post's words."""
+    session.execute(
+        text("INSERT INTO no_such_table VALUES (:text)"), {"text": "Dr Amira Hassan lives on Elm Road"}
+    )
+    raise AssertionError("the database accepted a statement on a table that does not exist")
+
+
+def test_a_batch_the_database_refuses_is_a_failed_poll_and_is_read_again_once_it_can_be_stored(
+    runtime: Runtime, feeds: FakeFeeds, session: Session, alice: Tenancy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feeds.items += more_items(feeds.items, 3, NAMING_ALICE)
+    with monkeypatch.context() as patch:
+        patch.setattr(collector.run, "store_matched", refuse_to_store)
+        for _ in range(2):
+            [report] = collect_once(runtime)
+            assert report.error is not None and report.error.startswith("could not store what it read: ")
+            assert "no_such_table" in report.error and "(details in the log)" in report.error
+            assert "Elm Road" not in report.error  # the statement's values stay in the log
+    row = state(session)
+    assert (row.consecutive_failures, row.version, row.posts_read) == (2, 0, 6)
+    assert row.last_error == report.error
+    assert events(session) == [("source_failing", "Source rss is not collecting")]
+    [report] = collect_once(runtime)  # the checkpoint did not move: the same posts are read again
+    assert (report.error, report.store.stored) == (None, 3)
+    assert events(session)[-1] == ("source_recovered", "Source rss is collecting again")
+
+
+def test_a_batch_the_database_refuses_still_counts_against_the_x_read_budget(
+    settings: Settings, server: FakeServer, session: Session, alice: Tenancy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = FakeX(server)
+    api.items += more_items(api.items, 30, NAMING_ALICE)
+    runtime = runtime_for(
+        settings, server,
+        sources__rss__enabled=False, sources__x__enabled=True, sources__x__base_url=server.base_url,
+        sources__x__bearer_token=X_TOKEN, sources__x__max_results=10, sources__x__monthly_read_budget=20,
+    )  # fmt: skip
+    monkeypatch.setattr(collector.run, "store_matched", refuse_to_store)
+    [report] = collect_once(runtime)
+    assert report.error and "could not store what it read" in report.error
+    requests = len(server.calls(X_PATH))
+    assert requests == 2  # two pages of 10: the whole budget
+    [report] = collect_once(runtime)
+    runtime.close()
+    assert len(server.calls(X_PATH)) == requests  # X billed 20 reads: the budget is spent
+    assert state(session, "x").checkpoint["usage"]["reads"] == 20
+    assert ("x_budget_spent", "X read budget spent") in events(session)
 
 
 def test_a_checkpoint_moved_by_another_collector_is_never_overwritten(

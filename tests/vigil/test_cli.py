@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from vigil import migrate
 from vigil.cli import app
 from vigil.paths import resource_dir
 
@@ -115,3 +116,26 @@ def test_db_upgrade_creates_the_schema_from_nothing(monkeypatch: pytest.MonkeyPa
     assert (tmp_path / "sub" / "dir" / "vigil.db").exists()
     code, output = vigil("status")
     assert "(up to date)" in output
+
+
+def test_status_exits_non_zero_while_the_schema_is_missing_or_out_of_date(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "vigil.db"
+    monkeypatch.setenv("VIGIL_DATABASE__URL", f"sqlite:///{path}")
+    code, output = vigil("status")
+    assert (code, " ".join(output.split())) == (
+        1,
+        f"error: no database at {path} (setting database.url): check the path, or run `vigil db upgrade`"
+        " to create it",
+    )
+    assert not path.exists()  # a typo in the path does not leave an empty database behind
+    head = migrate.head_revision()
+    assert head is not None
+    previous = str(migrate.script_directory().get_revision(head).down_revision)
+    assert vigil("db", "upgrade", previous)[0] == 0
+    code, output = vigil("status")
+    assert code == 1 and f"{previous}, latest is {head}: run `vigil db upgrade`" in output
+    assert vigil("db", "upgrade")[0] == 0
+    code, output = vigil("status")
+    assert code == 0 and f"{head} (up to date)" in output

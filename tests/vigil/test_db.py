@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vigil.db import database_url, make_engine, safe_url
+from vigil.db import database_url, make_engine, read_only, safe_url
 from vigil.models import Doctor
 from vigil.settings import load_settings
 
@@ -17,6 +17,20 @@ def test_the_embedded_sqlite_database_uses_wal_and_foreign_keys(tmp_path: Path) 
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+def test_a_read_only_session_on_sqlite_reads_while_another_connection_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/v.db")
+    with engine.begin() as setup:
+        setup.execute(text("CREATE TABLE t (n INTEGER)"))
+        setup.execute(text("INSERT INTO t VALUES (1)"))
+    with engine.begin() as writer:  # BEGIN IMMEDIATE: the write lock, until the block ends
+        writer.execute(text("UPDATE t SET n = 2"))
+        with read_only(engine) as session:
+            assert session.execute(text("SELECT n FROM t")).scalar() == 1  # what is committed
     engine.dispose()
 
 

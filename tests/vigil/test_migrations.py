@@ -10,7 +10,10 @@ from sqlalchemy.orm import Session
 from tests.conftest import make_practice_tenant
 from vigil import migrate
 from vigil.db import make_engine
+from vigil.errors import VigilError
 from vigil.models import Base, Mention, MentionEntity
+from vigil.runtime import Runtime
+from vigil.settings import load_settings
 
 
 @pytest.fixture
@@ -48,6 +51,25 @@ def test_each_migration_downgrades_to_its_parent_and_back(empty_url: str) -> Non
     migrate.upgrade(engine)
     migrate.check(engine)
     engine.dispose()
+
+
+def test_vigil_run_needs_the_schema_this_code_was_written_for(empty_url: str) -> None:
+    runtime = Runtime(load_settings(environ={"VIGIL_DATABASE__URL": empty_url}))
+    head = migrate.head_revision()
+    assert head is not None
+    previous = migrate.script_directory().get_revision(head).down_revision
+    try:
+        migrate.upgrade(runtime.engine, str(previous))
+        assert not migrate.schema_is_current(runtime.engine)
+        with pytest.raises(
+            VigilError, match=rf"is at schema {previous}, and this version of Vigil needs {head}"
+        ):
+            migrate.require_current(runtime)
+    finally:
+        migrate.upgrade(runtime.engine)
+    assert migrate.schema_is_current(runtime.engine)
+    migrate.require_current(runtime)
+    runtime.close()
 
 
 def test_downgrading_sqlite_keeps_the_rows_that_point_at_a_rebuilt_table(tmp_path: Path) -> None:

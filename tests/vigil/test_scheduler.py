@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, inspect, select, text
+from sqlalchemy.orm import Session
 
+import collector.run
 from tests.collector.fakes.corpus import more_items
 from tests.collector.fakes.feeds import FakeFeeds
 from tests.collector.fakes.server import FakeServer, loopback_only  # noqa: F401  (autouse)
 from tests.conftest import Tenancy
-from vigil import scheduler
-from vigil.models import Mention
+from vigil import migrate, scheduler, service
+from vigil.models import Mention, OperatorEvent
 from vigil.runtime import Runtime
 from vigil.settings import Settings
 
@@ -124,6 +126,30 @@ def test_the_scheduler_collects_and_stops_when_asked(settings: Settings, alice: 
     assert len(server.calls("/feeds/.*")) >= 1
 
 
+def test_a_poll_that_raises_is_a_failed_job_that_degrades_health_and_tells_the_operator(
+    runtime: Runtime, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreadable_register(session: Session, settings: Settings) -> None:
+        session.execute(text("SELECT version FROM no_such_register"))
+
+    monkeypatch.setattr(collector.run, "load_context", unreadable_register)
+    monkeypatch.setattr(service, "JOB_FAILURES", {})
+    monkeypatch.setattr(service, "JOBS_REPORTED", set())
+    told_at_once = Runtime(runtime.settings.with_overrides(service__failure_alert_after=1))
+    with scheduler.jobs_runtime(told_at_once):
+        scheduler.collect_job("rss")  # APScheduler would only log an exception, and carry on
+    status, body = service.health(told_at_once, lambda: True)
+    told_at_once.close()
+    assert (status, body["status"], body["jobs"]) == (
+        200,
+        "degraded",
+        {"collect rss": {"consecutive_failures": 1}},
+    )
+    [event] = session.scalars(select(OperatorEvent)).all()
+    assert (event.kind, event.subject) == ("job_failing", "Vigil's collect rss job is failing")
+    assert "no_such_register" in event.message
+
+
 def test_vigil_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     environment = {
         "PATH": os.environ.get("PATH", ""),
@@ -165,6 +191,37 @@ def test_a_step_taking_the_runtime_runs_with_the_schedulers_runtime(runtime: Run
     assert steps_run == [(runtime, ("weekly",))]
     with pytest.raises(RuntimeError, match="jobs run inside `vigil run`"):
         scheduler.current_runtime()
+
+
+def test_vigil_run_will_not_start_without_its_database_or_on_a_schema_behind_the_code(tmp_path: Path) -> None:
+    path = tmp_path / "vigil.db"
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "VIGIL_DATABASE__URL": f"sqlite:///{path}",
+        "VIGIL_SERVICE__PORT": "0",
+    }
+
+    def vigil(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "vigil", *args]
+        return subprocess.run(command, env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    missing = vigil("run")
+    assert (missing.returncode, missing.stderr.strip()) == (
+        1,
+        f"error: no database at {path} (setting database.url): check the path, or run `vigil db upgrade`"
+        " to create it",
+    )
+    assert not path.exists()  # a typo in the path does not leave an empty database behind
+    head = migrate.head_revision()
+    assert head is not None
+    previous = migrate.script_directory().get_revision(head).down_revision
+    assert vigil("db", "upgrade", str(previous)).returncode == 0
+    behind = vigil("run")
+    assert (behind.returncode, behind.stderr.strip()) == (
+        1,
+        f"error: the database sqlite:///{path} is at schema {previous}, and this version of Vigil needs"
+        f" {head}: run `vigil db upgrade` first",
+    )
 
 
 def test_vigil_run_will_not_start_with_a_broken_guidance_file(tmp_path: Path) -> None:

@@ -6,18 +6,22 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from prometheus_client import generate_latest
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from alerts.config import load_config
-from alerts.outbox import enqueue
-from vigil import ops, scheduler, service
+from alerts.outbox import NORMAL, URGENT, enqueue
+from vigil import metrics, ops, scheduler, service
+from vigil.errors import VigilError
 from vigil.models import OperatorEvent, OutboxMessage, OutboxStatus, SourceState
 from vigil.runtime import Runtime
-from vigil.service import PipelineError, health, run_pipeline
+from vigil.service import HealthServer, PipelineError, health, run_pipeline
 from vigil.settings import Settings
 
 
@@ -57,19 +61,108 @@ def jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fresh record of job failures, as in a newly started ``vigil run``."""
     monkeypatch.setattr(service, "JOB_FAILURES", {})
     monkeypatch.setattr(service, "JOBS_REPORTED", set())
+    monkeypatch.setattr(service, "JOB_STARTED", {})
 
 
 def test_a_job_failing_again_and_again_makes_health_degraded(runtime: Runtime, jobs: None) -> None:
     for _ in range(runtime.settings.service.failure_alert_after):
-        service._recorded(runtime, "pipeline", lambda: 1 / 0)
+        service.recorded(runtime, "pipeline", lambda: 1 / 0)
     status, body = health(runtime, lambda: True)
     assert (status, body["status"], body["jobs"]) == (
         200,
         "degraded",
         {"pipeline": {"consecutive_failures": 3}},
     )
-    service._recorded(runtime, "pipeline", lambda: "ok")
+    service.recorded(runtime, "pipeline", lambda: "ok")
     assert health(runtime, lambda: True)[1]["status"] == "ok"
+
+
+def test_a_job_running_far_longer_than_a_pass_should_makes_health_degraded(
+    runtime: Runtime, jobs: None
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def stuck() -> str:
+        seen.append(health(runtime, lambda: True)[1])
+        service.JOB_STARTED["pipeline"] -= 15 * 60  # as if this run had begun a quarter of an hour ago
+        seen.append(health(runtime, lambda: True)[1])
+        return "0 classified"
+
+    service.recorded(runtime, "pipeline", stuck)
+    [running, stuck_for_long] = seen
+    assert (running["status"], list(running["running"])) == ("ok", ["pipeline"])
+    assert stuck_for_long["status"] == "degraded" and stuck_for_long["running"]["pipeline"] >= 15 * 60
+    after = health(runtime, lambda: True)[1]
+    assert (after["status"], after["running"]) == ("ok", {})
+
+
+def queue_email(
+    session: Session, settings: Settings, key: str, age: timedelta, priority: int, error: str
+) -> None:
+    """An email queued ``age`` ago whose last attempt failed with ``error``."""
+    email = load_config(settings).email
+    enqueue(session, email, key=key, kind=key.split(":")[0], recipient_email="manager@a10001.example",
+            subject="Subject", text="Text", html="<p>Text</p>", priority=priority,
+            now=datetime.now(UTC) - age)  # fmt: skip
+    session.execute(
+        update(OutboxMessage).where(OutboxMessage.key == key).values(last_error=error, attempts=1)
+    )
+    session.commit()
+
+
+def test_urgent_email_still_waiting_long_after_it_was_queued_makes_health_degraded(
+    runtime: Runtime, session: Session
+) -> None:
+    queue_email(session, runtime.settings, "digest:1", timedelta(days=2), NORMAL, "connection refused")
+    queue_email(session, runtime.settings, "alert:1", timedelta(minutes=5), URGENT, "connection refused")
+    status, body = health(runtime, lambda: True)
+    assert (status, body["status"], "email" in body) == (200, "ok", False)  # a digest waits its turn
+    queue_email(
+        session, runtime.settings, "alert:2", timedelta(minutes=20), URGENT, "535 5.7.8 login refused"
+    )
+    queue_email(session, runtime.settings, "operator:1", timedelta(minutes=16), URGENT, "connection refused")
+    status, body = health(runtime, lambda: True)
+    assert (status, body["status"]) == (200, "degraded")
+    oldest = session.scalars(select(OutboxMessage.created_at).where(OutboxMessage.key == "alert:2")).one()
+    session.commit()
+    assert body["email"] == {
+        "urgent_waiting": 3,
+        "oldest": oldest.isoformat(timespec="seconds"),
+        "last_error": "535 5.7.8 login refused",  # the oldest one's
+    }
+
+
+def test_healthz_and_metrics_answer_while_a_job_holds_the_write_lock(
+    runtime: Runtime, session: Session, engine: Engine
+) -> None:
+    session.add(SourceState(source="x"))
+    session.commit()
+    with engine.begin() as job:  # on SQLite, BEGIN IMMEDIATE: the write lock, until the block ends
+        job.execute(update(SourceState).values(consecutive_failures=99))
+        status, body = health(runtime, lambda: True)
+        families = list(metrics.DatabaseCollector(runtime).collect())
+    assert (status, body["status"], body["sources"]["x"]["consecutive_failures"]) == (200, "ok", 0)
+    assert [family.name for family in families] == [
+        "vigil_outbox_messages",
+        "vigil_emails_sent",
+        "vigil_mentions_unclassified",
+        "vigil_cases_open",
+    ]
+
+
+def test_a_port_in_use_stops_vigil_run_with_one_line_naming_the_settings(runtime: Runtime) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = Runtime(runtime.settings.with_overrides(service__port=port))
+        with pytest.raises(VigilError) as error:
+            HealthServer(busy, lambda: True)
+    assert str(error.value) == (
+        f"cannot serve /healthz on 127.0.0.1:{port} (settings service.listen_host, service.port):"
+        " Address already in use"
+    )
+    assert "vigil_mentions_unclassified" not in generate_latest(metrics.REGISTRY).decode()  # none left
 
 
 def events(session: Session) -> list[tuple[str, str, str]]:
@@ -86,10 +179,10 @@ def test_the_operator_is_told_once_when_a_job_keeps_failing_and_once_when_it_wor
         raise PipelineError("pipeline step(s) failed: classify [no trained model in var/models/vigil]")
 
     for _ in range(2):
-        service._recorded(runtime, "pipeline", fails)
+        service.recorded(runtime, "pipeline", fails)
     assert events(session) == []  # one bad minute is not worth an email
     for _ in range(3):
-        service._recorded(runtime, "pipeline", fails)
+        service.recorded(runtime, "pipeline", fails)
     assert events(session) == [
         (
             "job_failing",
@@ -98,8 +191,8 @@ def test_the_operator_is_told_once_when_a_job_keeps_failing_and_once_when_it_wor
             " classify [no trained model in var/models/vigil].",
         )
     ]
-    service._recorded(runtime, "pipeline", lambda: "3 classified")
-    service._recorded(runtime, "pipeline", lambda: "0 classified")
+    service.recorded(runtime, "pipeline", lambda: "3 classified")
+    service.recorded(runtime, "pipeline", lambda: "0 classified")
     assert events(session)[1:] == [
         (
             "job_recovered",
@@ -113,8 +206,8 @@ def test_a_digest_job_with_nothing_due_says_nothing_of_its_health(
     runtime: Runtime, session: Session, jobs: None
 ) -> None:
     for _ in range(3):
-        service._recorded(runtime, "digests", lambda: 1 / 0)
-    service._recorded(runtime, "digests", lambda: None)  # its day is over: the digests were not sent
+        service.recorded(runtime, "digests", lambda: 1 / 0)
+    service.recorded(runtime, "digests", lambda: None)  # its day is over: the digests were not sent
     assert [kind for kind, _, _ in events(session)] == ["job_failing"]
     assert health(runtime, lambda: True)[1]["status"] == "degraded"
 
@@ -127,7 +220,7 @@ def test_the_operator_is_not_sent_the_values_of_a_failed_database_statement(
             failing.execute(text("SELECT :post FROM no_such_table"), {"post": "Dr Hassan lives on Elm Road"})
 
     for _ in range(3):
-        service._recorded(runtime, "pipeline", query)
+        service.recorded(runtime, "pipeline", query)
     [(_, _, message)] = events(session)
     assert "no_such_table" in message and "(details in the log)" in message
     assert "Elm Road" not in message
@@ -147,9 +240,9 @@ def test_a_job_that_cannot_tell_the_operator_tells_them_at_its_next_failure(
 
     monkeypatch.setattr(ops, "raise_operator_event", record)
     try:
-        service._recorded(runtime, "digests", lambda: 1 / 0)
+        service.recorded(runtime, "digests", lambda: 1 / 0)
         assert events(session) == []
-        service._recorded(runtime, "digests", lambda: 1 / 0)
+        service.recorded(runtime, "digests", lambda: 1 / 0)
     finally:
         runtime.close()
     assert [kind for kind, _, _ in events(session)] == ["job_failing"]

@@ -116,11 +116,33 @@ def test_a_bad_value_in_a_file_stops_start_up_naming_the_setting(
             "opérateur@vigil.example",
             r"email\.operator_address .*email address",
         ),
+        (
+            "VIGIL_DATABASE_URL",
+            "postgresql://vigil@db/vigil",
+            r"^environment variable VIGIL_DATABASE_URL names no setting \(did you mean VIGIL_DATABASE__URL\?\)$",
+        ),
+        (
+            "VIGIL_SOURCES_X_BEARER_TOKEN_FILE",
+            "/run/secrets/x",
+            r"VIGIL_SOURCES_X_BEARER_TOKEN_FILE names no setting \(did you mean VIGIL_SOURCES__X__BEARER_TOKEN_FILE\?\)",
+        ),
+        (
+            "VIGIL_ALERTS__MAX_AGE_HOURS",
+            "99999999999999",
+            r"alerts\.max_age_hours .*from 1 to 8760, got '99999999999999'",
+        ),
     ],
 )
 def test_a_bad_environment_variable_stops_start_up_naming_it(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(environ={name: value})
+
+
+def test_other_vigil_variables_without_a_double_underscore_are_left_alone() -> None:
+    settings = load_settings(
+        environ={"VIGIL_TEST_DATABASE_URL": "postgresql://db/test", "VIGIL_HOME": "/opt"}
+    )
+    assert settings.database.url == "sqlite:///var/vigil.db"
 
 
 def test_a_bad_database_url_is_shown_without_its_password() -> None:
@@ -149,6 +171,16 @@ def test_every_declared_setting_has_help_and_a_valid_default() -> None:
         assert declaration.help.strip(), path
         assert re.fullmatch(r"[a-z0-9_.]+", path), path
     load_settings(environ={})  # parses every default
+
+
+def test_every_number_setting_has_a_largest_value() -> None:
+    """A huge value (a typo, an extra zero) is refused at start-up, not met as an overflow later."""
+    unbounded = [
+        path
+        for path, declaration in read_declarations().items()
+        if declaration.type in ("int", "float") and declaration.max is None
+    ]
+    assert unbounded == []
 
 
 def test_the_readme_configuration_reference_is_generated_from_the_declarations() -> None:

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from vigil import migrate
 from vigil.cli import alerts, cases, collect, config, db, model, register
 from vigil.cli.common import console, new_app, runtime
 from vigil.cli.demo import demo
@@ -48,12 +49,17 @@ def root(
 
 @app.command()
 def status(ctx: typer.Context) -> None:
-    """Show the database, the register and the state of every pipeline step."""
-    for title, rows in collect_status(runtime(ctx)):
+    """Show the database, the register and the state of every pipeline step (exit 1 if the
+    schema is missing or out of date, so that scripts notice)."""
+    rt = runtime(ctx)
+    migrate.require_database(rt)
+    for title, rows in collect_status(rt):
         table = Table(title=title, show_header=False, title_justify="left")
         for label, value in rows:
             table.add_row(label, escape(value))
         console.print(table)
+    if not migrate.schema_is_current(rt.engine):
+        raise typer.Exit(1)
 
 
 def main() -> None:

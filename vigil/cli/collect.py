@@ -123,9 +123,10 @@ def run(ctx: typer.Context) -> None:
     emerging cases and sends alerts; sends the weekly digests when due. Serves /healthz and
     Prometheus /metrics on service.listen_host:service.port. Run one per database.
     """
-    from vigil import scheduler
+    from vigil import migrate, scheduler
     from vigil.service import check_start
 
     rt = runtime(ctx)
     check_start(rt.settings)
+    migrate.require_current(rt)
     scheduler.run(rt)
