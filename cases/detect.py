@@ -24,8 +24,8 @@ case are not counted again for that reason: closing a case does not make it reop
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +49,7 @@ from cases.workflow import (
     open_or_feed,
     raise_severity,
     record,
+    still_open,
 )
 from vigil.claims import claim, release
 from vigil.db import transaction
@@ -80,7 +81,8 @@ KINDRED: dict[CaseReason, tuple[CaseReason, ...]] = {
     CaseReason.CAMPAIGN: (CaseReason.CAMPAIGN,),
 }
 Notify = Callable[[Session, Case, str], None]
-"""Called in the pass's transaction with a case and ``"opened"`` or ``"severity"``."""
+"""Called in the pass's transaction with a case and ``"opened"``, ``"severity"`` (it rose) or
+``"threat-{mention id}"`` (a new threat joined the open case)."""
 
 
 @dataclass(frozen=True)
@@ -440,7 +442,7 @@ class _Pass:
     def case_sharing_evidence(self, finding: Finding) -> Case | None:
         """The open case of a kindred reason that already holds this evidence (most of it, or for a
         campaign any of it): a doctor and their practice named in the same posts make one case, and
-        so does a pile-on that is also a spike."""
+        so does a pile-on that is also a spike. A case a handler has closed meanwhile is none."""
         shared = func.count().label("shared")
         row = self.session.execute(
             select(CaseMention.case_id, shared)
@@ -452,7 +454,10 @@ class _Pass:
             .limit(1)
         ).first()
         needed = 1 if finding.reason is CaseReason.CAMPAIGN else (len(finding.evidence) + 1) // 2
-        return self.session.get(Case, row.case_id) if row is not None and row.shared >= needed else None
+        if row is None or row.shared < needed:
+            return None
+        case = self.session.get(Case, row.case_id)
+        return case if case is not None and still_open(self.session, case) else None
 
     # -- opening and feeding -----------------------------------------------------------------
 
@@ -485,17 +490,81 @@ class _Pass:
                 new_value=finding.reason,
                 note=finding.title,
             )
-        if feed(self.session, case, finding, self.now):
-            self.report.fed.add(case.id)
-            self.reassess(case)
+        added = feed(self.session, case, finding, self.now)
+        if not added:
+            return
+        self.report.fed.add(case.id)
+        rose = self.reassess(case)
+        if not rose and (threats := new_threats(self.session, added)):
+            # A threat is the one post the case team must read at once, even when the case it joins
+            # is already critical and being handled (a severity rise says so itself).
+            self.notify(self.session, case, f"threat-{max(threats)}")
 
-    def reassess(self, case: Case) -> None:
-        summary = evidence_summary(self.session, case.id)
-        severity = assess(
-            case.reason, summary["authors"], len(case.entities), summary["threats"], self.config
-        )
+    def reassess(self, case: Case) -> bool:
+        """Raise the case's severity if its evidence calls for it, and say so; return whether it rose.
+
+        A pile-on or spike is as severe as its busiest window (the rule's own), not as all the
+        posts fed to it while it stayed open: at a busy practice ordinary critics would otherwise
+        make any open pile-on "high" within days.
+        """
+        threats = evidence_summary(self.session, case.id)["threats"]
+        authors = members = 0
+        if case.reason is CaseReason.CAMPAIGN:
+            entities = [entity_ref(row.doctor_id, row.practice_id) for row in case.entities]
+            members = member_count(entities, practice_of(self.session, entities))
+        else:
+            span = self.config.spike_window if case.reason is CaseReason.SPIKE else self.config.pile_on_span
+            authors = peak_authors(evidence_authors(self.session, case.id), span)
+        severity = assess(case.reason, authors, members, threats, self.config)
         if raise_severity(self.session, case, severity, self.now):
             self.notify(self.session, case, "severity")
+            return True
+        return False
+
+
+def new_threats(session: Session, mention_ids: Iterable[int]) -> list[int]:
+    """The mentions among these labelled a threat."""
+    query = select(Classification.mention_id).where(
+        Classification.mention_id.in_(list(mention_ids)), Classification.threat.is_(True)
+    )
+    return list(session.scalars(query))
+
+
+def evidence_authors(session: Session, case_id: int) -> list[tuple[datetime, str]]:
+    """When each post of the case's evidence was posted, and by whom (``author_key``)."""
+    rows = session.execute(
+        select(Mention.id, Mention.created_at, Mention.source, Mention.author, Mention.author_id)
+        .join(CaseMention, CaseMention.mention_id == Mention.id)
+        .where(CaseMention.case_id == case_id)
+    ).all()
+    return [(r.created_at, author_key(r.id, r.source, r.author, r.author_id)) for r in rows]
+
+
+def peak_authors(posts: Iterable[tuple[datetime, str]], span: timedelta) -> int:
+    """The most distinct authors within any one ``span``, counted inclusively as the rules count
+    them ("within 6 hours" includes posts exactly 6 hours apart)."""
+    ordered = sorted(posts)
+    inside: Counter[str] = Counter()
+    peak = first = 0
+    for at, author in ordered:
+        inside[author] += 1
+        while ordered[first][0] < at - span:
+            gone = ordered[first][1]
+            inside[gone] -= 1
+            if not inside[gone]:
+                del inside[gone]
+            first += 1
+        peak = max(peak, len(inside))
+    return peak
+
+
+def member_count(entities: Iterable[EntityRef], practices: Mapping[EntityRef, EntityRef]) -> int:
+    """Members as the case team counts them: each doctor, and each practice none of whose doctors
+    is named too. A post naming "Dr A at X Surgery" is about one member, not two (``practices``
+    maps a doctor to their practice, as ``practice_of`` does)."""
+    entities = set(entities)
+    covered = {practices.get(e, e) for e in entities if e[0] == "doctor"}
+    return sum(1 for e in entities if e[0] == "doctor" or e not in covered)
 
 
 def has_finding(session: Session, case: Case, reason: CaseReason) -> bool:
@@ -506,21 +575,24 @@ def has_finding(session: Session, case: Case, reason: CaseReason) -> bool:
 
 
 def open_cases_for_entity(session: Session, entity: EntityRef) -> list[Case]:
+    """The entity's open cases, each locked and checked (``still_open``): one a handler closed
+    since this pass began is not fed, and its reason may open a new case."""
     cases: list[Case] = []
     for reason in ENTITY_REASONS:
-        cases.extend(open_cases_for(session, reason, [entity]))
+        cases.extend(case for case in open_cases_for(session, reason, [entity]) if still_open(session, case))
     return cases
 
 
 def assess(
-    reason: CaseReason, authors: int, entities: int, threats: int, config: DetectionSettings
+    reason: CaseReason, authors: int, members: int, threats: int, config: DetectionSettings
 ) -> Severity:
-    """How urgent a case is: any threat is critical; a pile-on twice the threshold, or a campaign
-    across twice the minimum of members, is high."""
+    """How urgent a case is: any threat is critical; a pile-on or spike of twice the pile-on
+    threshold of accounts in its window, or a campaign across twice the minimum of members
+    (``member_count``), is high."""
     if reason is CaseReason.THREAT or threats:
         return Severity.CRITICAL
     if reason is CaseReason.CAMPAIGN:
-        return Severity.HIGH if entities >= 2 * config.campaign_min_entities else Severity.MEDIUM
+        return Severity.HIGH if members >= 2 * config.campaign_min_entities else Severity.MEDIUM
     return Severity.HIGH if authors >= 2 * config.pile_on_authors else Severity.MEDIUM
 
 
@@ -717,7 +789,13 @@ def campaign_findings(
                 CaseReason.CAMPAIGN,
                 entities,
                 [m.id for m in members],
-                assess(CaseReason.CAMPAIGN, 0, len(entities), sum(m.threat for m in members), config),
+                assess(
+                    CaseReason.CAMPAIGN,
+                    0,
+                    member_count(entities, practices),
+                    sum(m.threat for m in members),
+                    config,
+                ),
                 "",
                 {
                     "kind": kind,

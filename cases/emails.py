@@ -72,7 +72,8 @@ def organisation_recipients(session: Session, *, digest: bool = False) -> list[R
 
 @dataclass
 class CaseNotifier:
-    """Detection's ``notify``: queue the emerging-case email, or a severity update, for org recipients."""
+    """Detection's ``notify``: queue the emerging-case email, or an update (a severity rise, a new
+    threat), for org recipients."""
 
     config: AlertsConfig
     queued: int = 0
@@ -82,8 +83,14 @@ class CaseNotifier:
 
 
 def case_email_key(case: Case, what: str, recipient: Recipient) -> str:
-    event = "opened" if what == "opened" else f"severity-{case.severity}"
+    """One email per case event: its opening, each severity it rises to, each new threat post."""
+    event = what if what == "opened" or is_new_threat(what) else f"severity-{case.severity}"
     return f"case:{case.id}:{event}:r{recipient.id}"
+
+
+def is_new_threat(what: str) -> bool:
+    """Whether detection's ``what`` is ``"threat-{mention id}"``: a threat joined the open case."""
+    return what.startswith("threat-")
 
 
 def queue_case_email(session: Session, config: AlertsConfig, case: Case, what: str) -> int:
@@ -128,6 +135,7 @@ def case_email(
         {
             **base_context(config, recipient_reason(recipient)),
             "what": what,
+            "new_threat": is_new_threat(what),
             "case": case,
             "reason_title": REASON_TITLES[case.reason],
             "title": case.title,

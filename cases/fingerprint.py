@@ -1,10 +1,12 @@
 """Near-identical wording: MinHash over character shingles, with the names of the targets masked.
 
 A coordinated campaign posts the same allegation about several members, changing little but the
-name. Masking the matched names (and links and handles) before shingling makes those posts near
-copies of each other, while complaints that are merely alike ("could not get an appointment")
-share common words but few 6-character runs. Posts shorter than a few words are never compared:
-short insults are alike by chance.
+name. Folding the text as the collector's matcher does (``collector.normalise.fold``: case,
+accents, look-alike letters, zero-width characters, leetspeak) and masking the matched names (and
+links and handles) before shingling makes those posts near copies of each other, however their
+characters are disguised to dodge filters, while complaints that are merely alike ("could not get
+an appointment") share common words but few 6-character runs. Posts shorter than a few words are
+never compared: short insults are alike by chance.
 """
 
 from __future__ import annotations
@@ -16,23 +18,37 @@ from functools import lru_cache
 
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
+from collector.normalise import fold
+
 SHINGLE_CHARS = 6
 NUM_PERM = 128
 MASK = "§"
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _HANDLE = re.compile(r"(?<!\w)(?:@|u/)[\w.\-]+(?:@[\w.\-]+)?")
 _PUNCTUATION = re.compile(rf"[^\w{MASK}' ]+")
+_HANDLE_WORD = "zzvigilhandlezz"  # a handle's stand-in that fold() keeps; masked after folding
 
 
 def normalise(text: str, names: Iterable[str]) -> str:
-    """Lower-case words with the targets' names, links, handles and punctuation masked or removed."""
-    text = text.lower()
-    for name in sorted({n.lower() for n in names if n.strip()}, key=len, reverse=True):
-        text = text.replace(name, f" {MASK} ")
-    text = _URL.sub(" ", text)
-    text = _HANDLE.sub(f" {MASK} ", text)
-    text = _PUNCTUATION.sub(" ", text)
+    """The post's folded words, with the targets' names, links and handles masked and punctuation
+    dropped. Handles go before folding, which would split "u/name" into two words."""
+    text = fold(_HANDLE.sub(f" {_HANDLE_WORD} ", _URL.sub(" ", text)))
+    masker = name_masker(tuple(names))
+    if masker is not None:
+        text = masker.sub(f" {MASK} ", text)
+    text = _PUNCTUATION.sub(" ", text.replace(_HANDLE_WORD, MASK))
     return " ".join(text.split())
+
+
+@lru_cache(maxsize=16384)
+def name_masker(names: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One pattern for every form of the names, folded as the post is, longest first (cached:
+    passes see the same posts many times). A ``matched_text`` gives an entity named in several
+    forms as "Dr Amira Hassan; Dr Hassan": each form is masked."""
+    forms = sorted({fold(form) for name in names for form in name.split("; ")} - {""}, key=len, reverse=True)
+    if not forms:
+        return None
+    return re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, forms))})(?!\w)")
 
 
 def word_count(normalised: str) -> int:

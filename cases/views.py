@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from cases.detect import pending_count
 from cases.workflow import entity_names, entity_ref
-from vigil.models import Case, CaseMention, Classification, Mention
+from vigil.models import Case, CaseMention, Classification, Mention, MentionEntity
 from vigil.models.cases import OPEN_STATUSES, CaseStatus, Severity
 
 REASON_TITLES = {
@@ -113,7 +113,8 @@ def case_summaries(session: Session, cases: Sequence[Case]) -> list[dict[str, An
 
 
 def case_detail(session: Session, case: Case) -> dict[str, Any]:
-    """Everything about a case: its summary, every linked mention with its labels, and its history."""
+    """Everything about a case: its summary, every linked mention with its labels and the members
+    it names, and its history."""
     mentions = session.scalars(
         select(Mention)
         .join(CaseMention, CaseMention.mention_id == Mention.id)
@@ -121,6 +122,7 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         .options(selectinload(Mention.classification))
         .order_by(Mention.created_at, Mention.id)
     )
+    named = members_named(session, case.id)
     return {
         **case_summaries(session, [case])[0],
         "evidence": [
@@ -130,6 +132,7 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
                 "url": m.url,
                 "author": m.author,
                 "created_at": m.created_at.isoformat(),
+                "members": named.get(m.id, []),
                 "labels": m.classification.labels if m.classification else [],
                 "scores": m.classification.scores if m.classification else {},
                 "text": m.text,
@@ -148,6 +151,22 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
             for event in case.events
         ],
     }
+
+
+def members_named(session: Session, case_id: int) -> dict[int, list[str]]:
+    """The members each post of a case's evidence names, as people know them: a campaign's posts
+    name different members, often by a handle or a nickname that the text alone does not give away."""
+    links = session.execute(
+        select(MentionEntity.mention_id, MentionEntity.doctor_id, MentionEntity.practice_id)
+        .join(CaseMention, CaseMention.mention_id == MentionEntity.mention_id)
+        .where(CaseMention.case_id == case_id)
+        .order_by(MentionEntity.mention_id, MentionEntity.id)
+    ).all()
+    names = entity_names(session, [entity_ref(d, p) for _, d, p in links])
+    named: dict[int, list[str]] = {}
+    for mention_id, doctor_id, practice_id in links:
+        named.setdefault(mention_id, []).append(names.get(entity_ref(doctor_id, practice_id), ""))
+    return named
 
 
 def status_section(runtime: Any, session: Session) -> tuple[str, list[tuple[str, str]]]:

@@ -1,9 +1,10 @@
 """The life of a case: opened by detection, fed with evidence, triaged by people, and closed.
 
 Status moves only forward: new → triaged → escalated or closed, and escalated → closed. Every
-change is a ``CaseEvent`` naming who made it; detection acts as ``vigil``. Closing a case frees
-its entities' open slots, so the next emerging situation opens a fresh case; the evidence of the
-closed one is not counted again.
+change is a ``CaseEvent`` naming who made it; detection acts as ``vigil``, and no person may.
+Closing a case frees its entities' open slots, so the next emerging situation opens a fresh case;
+the evidence of the closed one is not counted again, and a pass that meets the case just closed
+feeds it nothing (``still_open``).
 """
 
 from __future__ import annotations
@@ -91,6 +92,20 @@ def open_cases_for(session: Session, reason: CaseReason, entities: Iterable[Enti
     return list(session.scalars(query).unique())
 
 
+def still_open(session: Session, case: Case) -> bool:
+    """Lock the case (``SELECT ... FOR UPDATE``) and say whether it is still open.
+
+    A handler's ``vigil cases update`` locks the case the same way, so a detection pass that calls
+    this before feeding a case either waits for the handler's close and sees it, or holds the
+    handler off until it commits. Without it, on PostgreSQL, a pass could feed a case closed after
+    it looked it up, and give the closed case an entity's open slot for good. (SQLite needs no
+    lock: each transaction takes the write lock when it begins.)
+    """
+    session.flush()  # the refresh below would drop this pass's unflushed changes to the case
+    session.refresh(case, with_for_update=True)
+    return case.is_open
+
+
 def record(session: Session, case: Case, action: str, actor: str, at: datetime, **values: str) -> None:
     session.add(CaseEvent(case=case, action=action, actor=actor, at=at, **values))
     case.updated_at = at
@@ -101,8 +116,13 @@ def open_or_feed(session: Session, finding: Finding, now: datetime) -> tuple[Cas
 
     Returns the case and whether it is new. The unique open slots decide races: when another pass
     opened the case first, this insert fails inside a savepoint and the evidence goes to that case.
+    A campaign is always opened here: it joins an open campaign only by sharing posts with it,
+    which the caller checks first (see ``free_slots``).
     """
-    existing = open_cases_for(session, finding.reason, finding.entities)
+    slots = free_slots(session, finding)
+    campaign = finding.reason is CaseReason.CAMPAIGN
+    existing = [] if campaign else open_cases_for(session, finding.reason, finding.entities)
+    existing = [case for case in existing if still_open(session, case)]
     if existing:
         feed(session, existing[0], finding, now)
         return existing[0], False
@@ -116,12 +136,12 @@ def open_or_feed(session: Session, finding: Finding, now: datetime) -> tuple[Cas
                 opened_at=now,
                 updated_at=now,
                 last_evidence_at=now,
-                entities=[_entity_row(e, open_slot(finding.reason, e)) for e in finding.entities],
+                entities=[_entity_row(entity, slot) for entity, slot in slots.items()],
             )
             session.add(case)
             session.flush()
     except IntegrityError:
-        winner = open_cases_for(session, finding.reason, finding.entities)
+        winner = open_cases_for(session, finding.reason, [e for e, slot in slots.items() if slot])
         if not winner:
             raise
         feed(session, winner[0], finding, now)
@@ -131,8 +151,25 @@ def open_or_feed(session: Session, finding: Finding, now: datetime) -> tuple[Cas
     return case, True
 
 
-def feed(session: Session, case: Case, finding: Finding, now: datetime) -> int:
-    """Attach new evidence (and, for campaigns, new entities) to an open case; return mentions added."""
+def free_slots(session: Session, finding: Finding) -> dict[EntityRef, str | None]:
+    """The open slot each of the finding's entities takes in a new case.
+
+    A new campaign that merely names a member of another open campaign (an unrelated account
+    abusing one of its doctors) is a campaign of its own, with its own email: that member keeps
+    its slot in the older case and holds none in the new one.
+    """
+    slots: dict[EntityRef, str | None] = {e: open_slot(finding.reason, e) for e in finding.entities}
+    if finding.reason is not CaseReason.CAMPAIGN:
+        return slots
+    taken = set(session.scalars(select(CaseEntity.open_slot).where(CaseEntity.open_slot.in_(slots.values()))))
+    return {entity: None if slot in taken else slot for entity, slot in slots.items()}
+
+
+def feed(session: Session, case: Case, finding: Finding, now: datetime) -> list[int]:
+    """Attach new evidence (and, for campaigns, new entities) to an open case; return the mentions
+    added. A case a handler has closed meanwhile takes nothing (see ``still_open``)."""
+    if not still_open(session, case):
+        return []
     known = {entity_ref(row.doctor_id, row.practice_id) for row in case.entities}
     for entity in finding.entities:
         if entity not in known:
@@ -140,7 +177,8 @@ def feed(session: Session, case: Case, finding: Finding, now: datetime) -> int:
     added = link_mentions(session, case, finding.evidence, now)
     if added:
         total = len(case_mention_ids(session, case.id))
-        record(session, case, "evidence", SYSTEM_ACTOR, now, new_value=f"+{added} mention(s), {total} in all")
+        change = f"+{len(added)} mention(s), {total} in all"
+        record(session, case, "evidence", SYSTEM_ACTOR, now, new_value=change)
         case.last_evidence_at = now
     return added
 
@@ -169,15 +207,16 @@ def add_entity(session: Session, case: Case, entity: EntityRef, now: datetime) -
     record(session, case, "entity", SYSTEM_ACTOR, now, new_value=f"{entity[0]} {entity[1]}")
 
 
-def link_mentions(session: Session, case: Case, mention_ids: Sequence[int], now: datetime) -> int:
-    """Link mentions as evidence, ignoring ones already linked (also by a concurrent pass)."""
+def link_mentions(session: Session, case: Case, mention_ids: Sequence[int], now: datetime) -> list[int]:
+    """Link mentions as evidence, ignoring ones already linked (also by a concurrent pass); return
+    the ones this call linked."""
     new = sorted(set(mention_ids) - case_mention_ids(session, case.id))
     if not new:
-        return 0
+        return []
     rows = [{"case_id": case.id, "mention_id": mention_id, "added_at": now} for mention_id in new]
     session.execute(_insert_ignoring_duplicates(session, rows))
     session.expire(case, ["mentions"])
-    return len(new)
+    return new
 
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> Any:
@@ -209,11 +248,7 @@ def update_case(
 ) -> list[str]:
     """Apply a person's changes, all or none; return what changed, in words."""
     now = now or utcnow()
-    if not by.strip():
-        raise CaseError("say who is making the change (--by NAME)")
-    if status is not None and status != case.status and status not in TRANSITIONS[case.status]:
-        allowed = ", ".join(TRANSITIONS[case.status]) or "nothing (it is closed)"
-        raise CaseError(f"case {case.id} is {case.status}: it can move to {allowed}, not to {status}")
+    refuse_wrong_change(case, by, status, assignee)
     changes: list[str] = []
     if assignee is not None and assignee != case.assignee:
         record(session, case, "assignee", by, now, old_value=case.assignee, new_value=assignee)
@@ -229,6 +264,24 @@ def update_case(
         if status is CaseStatus.CLOSED:
             close(case, now)
     return changes
+
+
+def refuse_wrong_change(case: Case, by: str, status: CaseStatus | None, assignee: str | None) -> None:
+    """Raise ``CaseError`` for a change that must not be made, before anything is recorded.
+
+    ``vigil`` is detection's own name: a person writing as it would make the history lie about
+    who did what. A closed case takes notes, but no new assignee: it is no one's work any more,
+    and ``vigil cases list`` (open cases) would never show it in the new assignee's queue.
+    """
+    if not by.strip():
+        raise CaseError("say who is making the change (--by NAME)")
+    if by.strip().lower() == SYSTEM_ACTOR:
+        raise CaseError(f"{SYSTEM_ACTOR!r} is detection's own name in the history: give yours (--by NAME)")
+    if status is not None and status != case.status and status not in TRANSITIONS[case.status]:
+        allowed = ", ".join(TRANSITIONS[case.status]) or "nothing (it is closed)"
+        raise CaseError(f"case {case.id} is {case.status}: it can move to {allowed}, not to {status}")
+    if assignee is not None and assignee != case.assignee and case.status is CaseStatus.CLOSED:
+        raise CaseError(f"case {case.id} is closed: it can take a note, not a new assignee")
 
 
 def close(case: Case, now: datetime) -> None:
@@ -266,7 +319,22 @@ def evidence_summary(session: Session, case_id: int) -> dict[str, int]:
     return {"mentions": len(rows), "authors": len(authors), "threats": sum(1 for r in rows if r.threat)}
 
 
+# Authors that name no account, so that many people share them. Reddit gives a deleted (or
+# suspended) account as "[deleted]", with no account id; Care Opinion's API gives no account at
+# all, only the author's role ("patient", "relative", "carer"), so every one of its stories has
+# an author that thousands of others share.
+NO_ACCOUNT_AUTHORS = frozenset({"[deleted]", "u/[deleted]"})
+NO_ACCOUNT_SOURCES = frozenset({"careopinion"})
+
+
 def author_key(mention_id: int, source: str, author: str, author_id: str | None) -> str:
-    """Who posted, as one key per account; a post with no author is its own author."""
+    """Who posted, as one key per account: one person posting ten times counts once.
+
+    A post whose author names no account (none given, a deleted account, a role) is its own
+    author: counting every "u/[deleted]" as one account would hide a pile-on by people who have
+    deleted their accounts since, and make their posts about several members one account's
+    campaign. An account id, when the source gives one, always decides.
+    """
     who = (author_id or author or "").strip().lower()
-    return f"{source}:{who}" if who else f"mention:{mention_id}"
+    no_account = author_id is None and (who in NO_ACCOUNT_AUTHORS or source in NO_ACCOUNT_SOURCES)
+    return f"mention:{mention_id}" if not who or no_account else f"{source}:{who}"

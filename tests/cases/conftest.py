@@ -26,21 +26,26 @@ def add_post(
     at: datetime,
     found_at: datetime | None = None,
     author: str = "someone",
+    author_id: str | None = None,
+    source: str = "x",
     text: str = "",
     labels: Sequence[str] = ("critical",),
+    matched: Sequence[str] = (),
     number: int,
 ) -> Mention:
+    """``matched``: each entity's ``matched_text`` (by default its name, as the text gives it)."""
     names = [e.full_name if isinstance(e, Doctor) else e.name for e in entities]
     mention = Mention(
-        source="x",
+        source=source,
         external_id=str(number),
-        url=f"https://x.example/{author}/{number}",
+        url=f"https://{source}.example/{author}/{number}",
         author=author,
+        author_id=author_id,
         created_at=at,
         collected_at=found_at or at,
         text=text or f"post {number} about {' and '.join(names)}",
     )
-    for entity, name in zip(entities, names, strict=True):
+    for entity, name in zip(entities, matched or names, strict=True):
         if isinstance(entity, Doctor):
             mention.entities.append(
                 MentionEntity(doctor_id=entity.id, matched_text=name, linked_at=found_at or at)

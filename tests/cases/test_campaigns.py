@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.detect import DetectionSettings
 from cases.fingerprint import normalise, similarity
 from tests.cases.conftest import T0, Entity, Post, cases_of, hours, run_detection
 from tests.conftest import Tenancy, make_practice_tenant
+from vigil.models import CaseEntity, Severity
 
 TEMPLATE = "Dr {name} at {practice} misdiagnosed my son and then covered it up. Do NOT trust this doctor!"
 VARIANTS = [
@@ -22,6 +26,16 @@ SIMILAR_COMPLAINTS = [
     "{practice} receptionists are rude and you can never get an appointment with Dr {name}. Useless.",
     "Dr {name} was dismissive and rude at {practice}, didn't listen to a word I said. Awful doctor.",
 ]
+
+
+def practices(session: Session, count: int) -> list[Tenancy]:
+    """``count`` more practices, each with one doctor."""
+    return [
+        make_practice_tenant(
+            session, f"P{n:05d}", f"Practice {n}", "Leeds", [(f"{9000000 + n}", f"Doc Number{n}")]
+        )
+        for n in range(count)
+    ]
 
 
 def named(tenancy: Tenancy) -> tuple[Entity, ...]:
@@ -182,3 +196,84 @@ def test_one_reviewer_criticising_three_members_is_not_a_campaign(
         post(tenancy.doctors[0], at=T0 + hours(i * 48), author="reviewer", text=about(tenancy, complaint))
     run_detection(session, config, now=T0 + hours(97))
     assert cases_of(session, "campaign") == []
+
+
+def zero_width(text: str) -> str:
+    """A zero-width space after every fourth character, as spam tools insert them."""
+    return "\u200b".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def test_copies_disguised_with_zero_width_spaces_are_still_a_campaign(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy, charlie: Tenancy
+) -> None:
+    for i, tenancy in enumerate([alice, bob, charlie]):
+        names, allegation = about(tenancy, TEMPLATE).split(
+            " misdiagnosed"
+        )  # the matcher still finds the names
+        disguised = names + (
+            " misdiagnosed" + allegation if i == 0 else zero_width(" misdiagnosed" + allegation)
+        )
+        post(*named(tenancy), at=T0 + hours(i), author=f"acct{i}", text=disguised)
+    run_detection(session, config, now=T0 + hours(4))
+    [case] = cases_of(session, "campaign")
+    assert case.details["kind"] == "wording" and case.details["posts"] == 3
+
+
+def test_posts_by_deleted_reddit_accounts_about_three_members_are_not_one_accounts_campaign(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy, charlie: Tenancy
+) -> None:
+    """Three people, their accounts deleted since: Reddit names each of them "[deleted]"."""
+    for i, (tenancy, complaint) in enumerate(zip([alice, bob, charlie], SIMILAR_COMPLAINTS, strict=False)):
+        post(
+            tenancy.doctors[0],
+            at=T0 + hours(i * 48),
+            source="reddit",
+            author="u/[deleted]",
+            text=about(tenancy, complaint),
+            labels=("abusive",),
+        )
+    run_detection(session, config, now=T0 + hours(97))
+    assert cases_of(session, "campaign") == []
+
+
+def test_an_account_abusing_a_member_of_an_open_campaign_and_others_is_a_campaign_of_its_own(
+    session: Session, post: Post, config: DetectionSettings
+) -> None:
+    d, e, f, g, h = practices(session, 5)
+    for i, tenancy in enumerate([d, e, f]):
+        post(*named(tenancy), at=T0 + hours(i), author=f"acct{i}", text=about(tenancy, VARIANTS[i]))
+    run_detection(session, config, now=T0 + hours(4))
+    later = T0 + timedelta(days=7)
+    for i, (tenancy, complaint) in enumerate(zip([f, g, h], SIMILAR_COMPLAINTS, strict=False)):
+        post(
+            tenancy.doctors[0],
+            at=later + hours(i),
+            author="@troll",
+            text=about(tenancy, complaint),
+            labels=("abusive",),
+        )
+    notified: list[tuple[int, str]] = []
+    report = run_detection(
+        session, config, now=later + hours(4), notify=lambda s, c, what: notified.append((c.id, what))
+    )
+    copies, troll = cases_of(session, "campaign")
+    assert report.opened == [troll.id] and notified == [(troll.id, "opened")]  # its own email
+    assert troll.details["kind"] == "author" and len(troll.mentions) == 3 and len(copies.mentions) == 3
+    slots = session.execute(
+        select(CaseEntity.case_id, CaseEntity.open_slot).where(CaseEntity.doctor_id == f.doctors[0].id)
+    )
+    assert sorted(slots) == [(copies.id, f"campaign:doctor:{f.doctors[0].id}"), (troll.id, None)]
+
+
+def test_a_doctor_named_with_their_practice_is_one_member_for_a_campaigns_severity(
+    session: Session, post: Post, config: DetectionSettings
+) -> None:
+    """High takes twice ``campaign_min_entities`` (3) members: six doctors, not three named with
+    their practices."""
+    tenancies = practices(session, 6)
+    for i, tenancy in enumerate(tenancies):
+        post(*named(tenancy), at=T0 + hours(i), author=f"acct{i}", text=about(tenancy, VARIANTS[0]))
+        run_detection(session, config, now=T0 + hours(i + 0.5))
+        if i >= 2:
+            [case] = cases_of(session, "campaign")
+            assert case.severity is (Severity.HIGH if i == 5 else Severity.MEDIUM), (i, case.severity)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from cases.workflow import Finding, open_or_feed
 from tests.alerts.conftest import assert_unfinished_weeks_refused
 from tests.cases.conftest import Post
-from tests.conftest import Tenancy
+from tests.conftest import Tenancy, make_practice_tenant
 from vigil.cli import app
 from vigil.models import CaseReason, Severity, utcnow
 
@@ -110,6 +110,57 @@ def test_show_prints_scraped_text_without_terminal_controls_or_markup(threat_cas
     assert "Possible threat against Dr Amira Hassan" in output
     assert "threat 91%" in output  # the evidence's score: a weak label reads as weak
     assert "+00:00" not in output and re.search(r"opened \d{4}-\d\d-\d\d \d\d:\d\d (GMT|BST)", output)
+
+
+def test_show_names_the_members_each_post_is_about(session: Session, post: Post, env: dict[str, str]) -> None:
+    """A campaign's posts name different members, here by GMC number, which the text does not give."""
+    tenancies = [
+        make_practice_tenant(
+            session, f"P{n:05d}", f"Practice {n}", "Leeds", [(f"{9000000 + n}", f"Doc Number{n}")]
+        )
+        for n in range(3)
+    ]
+    for i, tenancy in enumerate(tenancies):
+        doctor = tenancy.doctors[0]
+        post(
+            doctor,
+            at=utcnow() - timedelta(hours=3 - i),
+            author=f"acct{i}",
+            labels=("abusive",),
+            text=f"The GP at the practice misdiagnosed my son and then covered it up. Do NOT trust this doctor! ({i})",
+            matched=[f"GMC {doctor.gmc_number}"],
+        )
+    assert vigil("cases", "detect")[0] == 0
+    detail = json.loads(vigil("cases", "show", "1", "--json")[1])
+    assert [e["members"] for e in detail["evidence"]] == [
+        [f"Dr Doc Number{n} (GMC {9000000 + n}, Practice {n})"] for n in range(3)
+    ]
+    code, output = vigil("cases", "show", "1")
+    assert code == 0 and "About: Dr Doc Number2 (GMC" in output  # above each post's text
+
+
+def test_list_says_when_a_case_last_had_new_evidence(
+    threat_case: int, session: Session, post: Post, alice: Tenancy
+) -> None:
+    code, output = vigil("cases", "list")
+    assert code == 0 and "new evidence" not in output  # nothing since the opening email
+    post(alice.doctors[0], at=utcnow() - timedelta(minutes=2), author="@again", labels=("abusive",))
+    session.commit()
+    assert vigil("cases", "detect")[0] == 0
+    code, output = vigil("cases", "list")
+    assert code == 0 and re.search(r"new evidence \d{4}-\d\d-\d\d\s+\d\d:\d\d (GMT|BST)", output), output
+
+
+def test_update_refuses_to_write_as_vigil_or_to_reassign_a_closed_case(threat_case: int) -> None:
+    code, output = vigil("cases", "update", "1", "--note", "evidence reviewed", "--by", "vigil")
+    assert (code, output.strip()) == (
+        1,
+        "error: 'vigil' is detection's own name in the history: give yours (--by NAME)",
+    )
+    assert vigil("cases", "update", "1", "--status", "triaged", "--by", "Priya")[0] == 0
+    assert vigil("cases", "update", "1", "--status", "closed", "--by", "Priya")[0] == 0
+    code, output = vigil("cases", "update", "1", "--assignee", "Sam", "--by", "Priya")
+    assert (code, output.strip()) == (1, "error: case 1 is closed: it can take a note, not a new assignee")
 
 
 def test_update_records_who_changed_what(threat_case: int) -> None:

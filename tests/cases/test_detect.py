@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -42,6 +43,21 @@ def test_three_authors_in_a_day_about_a_quiet_doctor_is_a_spike(
     assert case.details["tail_probability"] <= config.spike_max_p
     assert "Amira Hassan" in case.title and case.severity is Severity.MEDIUM
     assert len(case.mentions) == 3
+
+
+@pytest.mark.parametrize(
+    ("source", "author"),
+    [("reddit", "u/[deleted]"), ("careopinion", "patient")],
+    ids=["deleted-reddit-account", "care-opinion-role"],
+)
+def test_posts_whose_author_names_no_account_count_as_different_people(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, source: str, author: str
+) -> None:
+    for i in range(3):
+        post(alice.doctors[0], at=T0 + hours(i * 5), source=source, author=author)
+    run_detection(session, config, now=T0 + hours(11))
+    [case] = cases_of(session, "spike")
+    assert case.details["authors"] == 3
 
 
 def test_two_authors_stay_below_the_minimum_even_with_no_history(
@@ -264,6 +280,31 @@ def test_a_growing_pile_on_rises_in_severity(
     [case] = cases_of(session, "pile_on")
     assert case.severity is Severity.HIGH
     assert notified == [(case.id, "severity")]
+
+
+def test_an_open_pile_on_does_not_rise_to_high_on_a_busy_practices_ordinary_traffic(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy
+) -> None:
+    """High is a pile-on of twice ``pile_on_authors`` accounts within its span, not everyone fed to
+    the case in the days it stays open."""
+    practice = alice.practice
+    assert practice is not None
+    busy_history(post, practice, per_day=2)
+    for i in range(7):
+        post(practice, at=T0 + hours(i / 3.5), author=f"mob{i}")
+    run_detection(session, config, now=T0 + hours(2.5))
+    [case] = cases_of(session)
+    assert case.reason == "pile_on" and case.severity is Severity.MEDIUM
+    notified: list[tuple[int, str]] = []
+    for day in (1, 2):
+        for i in range(2):  # its ordinary two critics a day, scanned hourly
+            at = T0 + timedelta(days=day, hours=3 + 5 * i)
+            post(practice, at=at, author=f"later{day}-{i}")
+            run_detection(
+                session, config, now=at + hours(1), notify=lambda s, c, what: notified.append((c.id, what))
+            )
+    [case] = cases_of(session)
+    assert len(case.mentions) == 11 and case.severity is Severity.MEDIUM and notified == []
 
 
 def test_a_closed_case_does_not_reopen_on_its_own_evidence(

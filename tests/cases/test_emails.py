@@ -144,6 +144,32 @@ def test_a_severity_rise_sends_one_update(
     assert "12 posts" in body(inbox.messages[1], "plain")
 
 
+def test_a_new_threat_joining_an_open_case_is_emailed_to_the_case_team(
+    session: Session, rt: Runtime, inbox: Inbox, post: Post, org: Tenancy, alice: Tenancy
+) -> None:
+    post(
+        alice.doctors[0], at=T0, author="@one", labels=("threat",), text="I know where Dr Amira Hassan parks."
+    )
+    detect(rt, now=T0 + hours(0.1))
+    [case] = cases_of(session)
+    update_case(session, case, by="Priya", status=CaseStatus.TRIAGED, assignee="Sam")
+    session.commit()
+    later = T0 + timedelta(days=3)
+    text = "Tomorrow I will be waiting for Dr Amira Hassan outside the surgery."
+    post(alice.doctors[0], at=later, author="@two", labels=("threat",), text=text)
+    detect(rt, now=later + hours(0.1))
+    detect(rt, now=later + hours(0.2))  # once
+    _opened, threat = inbox.messages
+    assert threat["Subject"].strip() == (
+        "[Vigil] New possible threat on case #1:"
+        " Possible threat against Dr Amira Hassan (GMC 1000001, Alice Road Surgery)"
+    )
+    plain = body(threat, "plain")
+    assert "NEW POSSIBLE THREAT ON CASE #1 (TRIAGED)" in plain and text in plain
+    assert "A post that may be threatening has joined this case" in plain
+    assert "call 999" in body(threat, "html")
+
+
 def test_a_failed_pass_leaves_no_case_and_no_email_and_the_mention_pending(
     session: Session,
     rt: Runtime,

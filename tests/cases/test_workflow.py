@@ -12,10 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import cases.detect
+import cases.workflow
 from cases.detect import DetectionSettings, detect_pass
-from cases.workflow import CaseError, Finding, open_or_feed, update_case
-from tests.cases.conftest import T0, Post, cases_of, hours
-from tests.conftest import Tenancy
+from cases.workflow import CaseError, Finding, get_case, open_or_feed, update_case
+from tests.cases.conftest import T0, Post, cases_of, hours, run_detection
+from tests.conftest import Tenancy, make_practice_tenant
+from vigil.db import transaction
 from vigil.models import Case, CaseEntity, CaseReason, CaseStatus, Severity
 
 
@@ -96,6 +98,22 @@ def test_assignee_and_notes_are_recorded_with_who_and_when(session: Session, cas
 def test_a_change_needs_someone_to_make_it(session: Session, case: Case) -> None:
     with pytest.raises(CaseError, match="say who is making the change"):
         update_case(session, case, by=" ", note="anonymous")
+
+
+def test_a_closed_case_takes_a_note_but_no_new_assignee(session: Session, case: Case) -> None:
+    update_case(session, case, by="Priya", status=CaseStatus.TRIAGED, assignee="Sam")
+    update_case(session, case, by="Priya", status=CaseStatus.CLOSED)
+    with pytest.raises(CaseError, match="case 1 is closed: it can take a note, not a new assignee"):
+        update_case(session, case, by="Priya", assignee="Alex", note="handed over")
+    assert case.assignee == "Sam" and case.events[-1].action == "status"
+    assert update_case(session, case, by="Priya", note="The member called back.") == ["note added"]
+
+
+@pytest.mark.parametrize("by", ["vigil", " Vigil "])
+def test_no_one_may_change_a_case_as_vigil_detections_own_name(session: Session, case: Case, by: str) -> None:
+    with pytest.raises(CaseError, match="'vigil' is detection's own name in the history: give yours"):
+        update_case(session, case, by=by, note="evidence reviewed")
+    assert [event.actor for event in case.events] == ["vigil"]  # only detection's "opened"
 
 
 def test_the_database_allows_one_open_case_per_entity_and_reason(session: Session, case: Case) -> None:
@@ -192,3 +210,90 @@ def test_two_concurrent_passes_open_one_case(
     [pile_on] = cases_of(session)
     assert pile_on.reason == "pile_on" and len(pile_on.mentions) == 6
     assert session.scalar(select(CaseEntity.open_slot)) == f"pile_on:doctor:{alice.doctors[0].id}"
+
+
+# -- a handler closing a case while a detection pass feeds it (PostgreSQL) ----------------------
+
+
+def handler_closes_after_the_look_up(
+    engine: Engine, case_id: int, monkeypatch: pytest.MonkeyPatch
+) -> list[int]:
+    """Make a handler's ``vigil cases update ID --status closed`` commit, in its own transaction,
+    just after the pass has looked the case up as open and before the pass locks it."""
+    real = cases.workflow.still_open
+    closed: list[int] = []
+
+    def close_first(session: Session, case: Case) -> bool:
+        if case.id == case_id and not closed:
+            with transaction(engine) as handler:
+                update_case(
+                    handler, get_case(handler, case_id, for_update=True), by="Priya", status=CaseStatus.CLOSED
+                )
+            closed.append(case_id)
+        return real(session, case)
+
+    monkeypatch.setattr(cases.workflow, "still_open", close_first)
+    monkeypatch.setattr(cases.detect, "still_open", close_first)
+    return closed
+
+
+def skip_on_sqlite(backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip(
+            "on SQLite a handler's change waits for the whole pass: both take the write lock at BEGIN"
+        )
+
+
+def test_a_threat_posted_as_a_handler_closes_the_threat_case_opens_a_new_case(
+    session: Session,
+    post: Post,
+    config: DetectionSettings,
+    alice: Tenancy,
+    backend: str,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    skip_on_sqlite(backend)
+    post(alice.doctors[0], at=T0, labels=("threat",))
+    run_detection(session, config, T0 + hours(0.1))
+    [first] = cases_of(session)
+    update_case(session, first, by="Priya", status=CaseStatus.TRIAGED)
+    post(alice.doctors[0], at=T0 + hours(1), author="another", labels=("threat",))
+    closed = handler_closes_after_the_look_up(engine, first.id, monkeypatch)
+    report = run_detection(session, config, T0 + hours(1.1))
+    first, second = cases_of(session)
+    assert closed == [first.id] and first.status is CaseStatus.CLOSED and len(first.mentions) == 1
+    assert report.opened == [second.id] and second.reason == "threat" and len(second.mentions) == 1
+
+
+def test_a_campaign_closed_while_a_pass_feeds_it_keeps_no_open_slot(
+    session: Session,
+    post: Post,
+    config: DetectionSettings,
+    backend: str,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Otherwise the closed case would keep the new member's slot for good, and take in every later
+    campaign about that member, with no case and no email."""
+    skip_on_sqlite(backend)
+    text = "Dr {} misdiagnosed my son and then covered it up. Do NOT trust this doctor!"
+    doctors = [
+        make_practice_tenant(
+            session, f"P{n:05d}", f"Practice {n}", "Leeds", [(f"{9000000 + n}", f"Doc Number{n}")]
+        ).doctors[0]
+        for n in range(4)
+    ]
+    for i, doctor in enumerate(doctors[:3]):
+        post(doctor, at=T0 + hours(i), author=f"acct{i}", text=text.format(doctor.full_name))
+    run_detection(session, config, T0 + hours(4))
+    [campaign] = cases_of(session, "campaign")
+    update_case(session, campaign, by="Priya", status=CaseStatus.TRIAGED)
+    copy = post(doctors[3], at=T0 + hours(30), author="acct9", text=text.format(doctors[3].full_name))
+    closed = handler_closes_after_the_look_up(engine, campaign.id, monkeypatch)
+    run_detection(session, config, T0 + hours(31))
+    campaign, *others = cases_of(session, "campaign")
+    assert closed == [campaign.id] and campaign.status is CaseStatus.CLOSED
+    assert [row.open_slot for row in campaign.entities] == [None, None, None]
+    assert len(campaign.mentions) == 3  # the copy is not hidden in the closed case
+    assert [copy.id in {m.mention_id for m in case.mentions} for case in others] == [True]

@@ -76,6 +76,8 @@ def list_(
             facts.append(f"threat score up to {percent(row['top_threat_score'])}")
         if row["assignee"]:
             facts.insert(3, row["assignee"])
+        if row["last_evidence_at"] != row["opened_at"]:  # it has grown since the opening email
+            facts.append(f"new evidence {local(rt, row['last_evidence_at'])}")
         table.add_row(
             str(row["id"]),
             local(rt, row["opened_at"]).replace(" ", "\n", 1),
@@ -154,7 +156,7 @@ def show(
             safe(m["source"]),
             safe(m["author"]),
             ", ".join(f"{label} {percent(m['scores'].get(label))}" for label in m["labels"]),
-            safe(f"{m['text']}\n{m['url']}"),
+            safe(f"About: {'; '.join(m['members'])}\n{m['text']}\n{m['url']}"),
         )
     console.print(evidence)
     history = Table("When", "Who", "What", "Change", title="History")
