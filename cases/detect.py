@@ -433,8 +433,9 @@ class _Pass:
         practices = practice_of(self.session, {e for m in pool.values() for e in m.entities})
         for finding in campaign_findings(pool, fresh, practices, self.config):
             if qualifies(finding, self.config):
-                names = entity_names(self.session, finding.entities)
-                finding.title = campaign_title(finding, [names.get(e, str(e)) for e in finding.entities])
+                members = members_of(finding.entities, practices)
+                names = entity_names(self.session, members)
+                finding.title = campaign_title(finding, [names.get(e, str(e)) for e in members])
                 self.open(finding)
             elif (case := self.case_sharing_evidence(finding)) is not None:
                 self.give(case, finding)
@@ -511,7 +512,7 @@ class _Pass:
         authors = members = 0
         if case.reason is CaseReason.CAMPAIGN:
             entities = [entity_ref(row.doctor_id, row.practice_id) for row in case.entities]
-            members = member_count(entities, practice_of(self.session, entities))
+            members = len(members_of(entities, practice_of(self.session, entities)))
         else:
             span = self.config.spike_window if case.reason is CaseReason.SPIKE else self.config.pile_on_span
             authors = peak_authors(evidence_authors(self.session, case.id), span)
@@ -558,13 +559,13 @@ def peak_authors(posts: Iterable[tuple[datetime, str]], span: timedelta) -> int:
     return peak
 
 
-def member_count(entities: Iterable[EntityRef], practices: Mapping[EntityRef, EntityRef]) -> int:
+def members_of(entities: Iterable[EntityRef], practices: Mapping[EntityRef, EntityRef]) -> list[EntityRef]:
     """Members as the case team counts them: each doctor, and each practice none of whose doctors
     is named too. A post naming "Dr A at X Surgery" is about one member, not two (``practices``
     maps a doctor to their practice, as ``practice_of`` does)."""
-    entities = set(entities)
+    entities = list(dict.fromkeys(entities))
     covered = {practices.get(e, e) for e in entities if e[0] == "doctor"}
-    return sum(1 for e in entities if e[0] == "doctor" or e not in covered)
+    return [e for e in entities if e[0] == "doctor" or e not in covered]
 
 
 def has_finding(session: Session, case: Case, reason: CaseReason) -> bool:
@@ -588,7 +589,7 @@ def assess(
 ) -> Severity:
     """How urgent a case is: any threat is critical; a pile-on or spike of twice the pile-on
     threshold of accounts in its window, or a campaign across twice the minimum of members
-    (``member_count``), is high."""
+    (``members_of``), is high."""
     if reason is CaseReason.THREAT or threats:
         return Severity.CRITICAL
     if reason is CaseReason.CAMPAIGN:
@@ -792,7 +793,7 @@ def campaign_findings(
                 assess(
                     CaseReason.CAMPAIGN,
                     0,
-                    member_count(entities, practices),
+                    len(members_of(entities, practices)),
                     sum(m.threat for m in members),
                     config,
                 ),

@@ -128,6 +128,9 @@ def case_email(
             .order_by(Mention.created_at.desc(), Mention.id.desc())
         )
     )
+    if is_new_threat(what):  # the threat that joined comes first, however long ago it was posted
+        threat = int(what.removeprefix("threat-"))
+        evidence = [threat, *(mention_id for mention_id in evidence if mention_id != threat)]
     entities = [entity_ref(row.doctor_id, row.practice_id) for row in case.entities]
     names = entity_names(session, entities)
     return render_email(

@@ -74,7 +74,7 @@ def test_near_identical_posts_about_three_members_are_a_campaign(
     assert case.details["kind"] == "wording" and case.details["posts"] == 3
     assert {e.doctor_id for e in case.entities} - {None} == {t.doctors[0].id for t in (alice, bob, charlie)}
     assert len(case.entities) == 6  # each post names the doctor and the practice
-    assert case.title.startswith("Campaign: 3 near-identical posts about 6 members (Dr Amira Hassan")
+    assert case.title.startswith("Campaign: 3 near-identical posts about 3 members (Dr Amira Hassan")
 
 
 def test_merely_similar_complaints_about_many_members_are_not_a_campaign(

@@ -170,6 +170,24 @@ def test_a_new_threat_joining_an_open_case_is_emailed_to_the_case_team(
     assert "call 999" in body(threat, "html")
 
 
+def test_a_threat_found_late_comes_first_in_its_email_before_newer_evidence(
+    session: Session, rt: Runtime, inbox: Inbox, post: Post, org: Tenancy, alice: Tenancy
+) -> None:
+    post(
+        alice.doctors[0], at=T0, author="@one", labels=("threat",), text="I know where Dr Amira Hassan parks."
+    )
+    for hour in range(1, 10):
+        post(alice.doctors[0], at=T0 + hours(hour), author=f"@troll{hour}", labels=("abusive",))
+    detect(rt, now=T0 + hours(10))
+    late = "Dr Amira Hassan, I was outside your house last night."
+    post(alice.doctors[0], at=T0 + hours(0.5), found_at=T0 + hours(30), author="@two", labels=("threat",),
+         text=late)  # fmt: skip
+    detect(rt, now=T0 + hours(30.1))
+    threat = inbox.messages[-1]
+    assert "NEW POSSIBLE THREAT" in body(threat, "plain")
+    assert late in body(threat, "plain")  # first, though eight newer posts were shown before it
+
+
 def test_a_failed_pass_leaves_no_case_and_no_email_and_the_mention_pending(
     session: Session,
     rt: Runtime,
