@@ -11,7 +11,7 @@ from tests.conftest import make_practice_tenant
 from vigil import migrate
 from vigil.db import make_engine
 from vigil.errors import VigilError
-from vigil.models import Base, Mention, MentionEntity
+from vigil.models import Base, Case, CaseEntity, CaseReason, CaseStatus, Mention, MentionEntity, Severity
 from vigil.runtime import Runtime
 from vigil.settings import load_settings
 
@@ -124,4 +124,24 @@ def test_the_upgrade_to_0009_keeps_one_of_each_duplicate_link_and_drops_alert_na
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM mention_entities")).scalar() == 1
         assert connection.execute(text("SELECT author FROM mentions")).scalar() == ""
+    engine.dispose()
+
+
+def test_the_upgrade_to_0011_frees_the_slots_that_closed_cases_still_held(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
+    migrate.upgrade(engine, "0010")
+    with Session(engine) as session:
+        alice = make_practice_tenant(
+            session, "A10001", "Alice Road Surgery", "Leeds", [("1000001", "Amira Hassan")]
+        )
+        doctor = alice.doctors[0]
+        for status, slot in ((CaseStatus.CLOSED, "pile_on:doctor:1"), (CaseStatus.NEW, "spike:doctor:1")):
+            case = Case(reason=CaseReason.PILE_ON, status=status, severity=Severity.MEDIUM, title="t")
+            case.entities.append(CaseEntity(doctor=doctor, open_slot=slot))
+            session.add(case)
+        session.commit()
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        slots = connection.execute(text("SELECT open_slot FROM case_entities ORDER BY id")).scalars().all()
+    assert slots == [None, "spike:doctor:1"]  # the open case keeps its slot
     engine.dispose()
