@@ -126,7 +126,7 @@ def _smtp_server(host: str, ca_file: str) -> None:
     if not _is_host(host):
         raise SettingsError(
             "setting email.smtp_host: expected a host name or IP address (the port goes in"
-            f" email.smtp_port), got {host!r}"
+            f" email.smtp_port), got {re.sub(r'^.*@', '********@', host)!r}"
         )
     if ca_file and not Path(ca_file).is_file():
         raise SettingsError(f"setting email.smtp_ca_file: {ca_file} is not a file")

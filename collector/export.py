@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session, selectinload
 
+from alerts.render import clean
 from collector.sources.files import escape_cell
 from vigil.models import Mention, MentionEntity, Recipient
 from vigil.scope import entity_in_scope, visible_to
@@ -46,9 +47,9 @@ def export_mentions(
     count = 0
     for record in mention_records(session, since, recipient):
         if writer is None:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.write(json.dumps(record) + "\n")  # ASCII: no control or bidi character reaches a terminal
         else:
-            writer.writerow({key: escape_cell(as_cell(value)) for key, value in record.items()})
+            writer.writerow({key: escape_cell(clean(as_cell(value))) for key, value in record.items()})
         count += 1
     return count
 

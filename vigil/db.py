@@ -30,17 +30,20 @@ def safe_url(url: URL | str) -> str:
 
 
 def make_engine(url: URL | str, echo: bool = False) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout so that workers can share it."""
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout so that workers can share it.
+
+    Statement parameters are never put in error messages or logs (``hide_parameters``): they
+    hold post text, addresses and sources' checkpoints, which may hold session tokens."""
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo)
-    return create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+    return create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True, future=True)
 
 
 def _sqlite_engine(url: URL, echo: bool) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+    engine = create_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -299,7 +300,7 @@ def _late_urgent_email(session: Session, late_after: float) -> dict[str, Any] | 
     return {
         "urgent_waiting": session.scalar(select(func.count()).where(waiting)),
         "oldest": oldest.created_at.isoformat(timespec="seconds"),
-        "last_error": oldest.last_error,
+        "last_error": re.sub(r"\S+@\S+", "<address>", oldest.last_error or "")[:200],  # no tenant's address
     }
 
 

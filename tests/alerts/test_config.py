@@ -67,12 +67,32 @@ def test_an_smtp_host_is_a_host_name_or_an_ip_address(alert_settings: Settings, 
 
 
 @pytest.mark.parametrize(
-    "host", ["smtp.example.org:587", "smtp://smtp.example.org", "vigil@smtp.example.org", "[::1]", ""]
+    ("host", "shown"),
+    [
+        ("smtp.example.org:587", "smtp.example.org:587"),
+        ("smtp://smtp.example.org", "smtp://smtp.example.org"),
+        ("vigil@smtp.example.org", "********@smtp.example.org"),  # what comes before an @ may be a login
+        ("[::1]", "[::1]"),
+        ("", ""),
+    ],
 )
-def test_an_smtp_host_with_a_port_or_a_scheme_stops_start_up(alert_settings: Settings, host: str) -> None:
+def test_an_smtp_host_with_a_port_or_a_scheme_stops_start_up(
+    alert_settings: Settings, host: str, shown: str
+) -> None:
     with pytest.raises(SettingsError) as error:
         load_config(alert_settings.with_overrides(email__backend="smtp", email__smtp_host=host))
     assert str(error.value) == (
         "setting email.smtp_host: expected a host name or IP address (the port goes in email.smtp_port),"
-        f" got {host!r}"
+        f" got {shown!r}"
     )
+
+
+def test_an_smtp_host_given_with_its_login_is_refused_without_printing_the_password(
+    alert_settings: Settings,
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_config(alert_settings.with_overrides(
+            email__backend="smtp", email__smtp_host="smtps://alerts:Hunter2Secret@smtp.example.com:465"
+        ))  # fmt: skip
+    assert "Hunter2Secret" not in str(error.value)
+    assert str(error.value).endswith("got '********@smtp.example.com:465'")

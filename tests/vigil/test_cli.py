@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from vigil import migrate
 from vigil.cli import app
+from vigil.models.collector import SourceState
 from vigil.paths import resource_dir
 
 SAMPLE_FILES = [str(p) for p in sorted((resource_dir("config") / "sample" / "register").glob("*.csv"))]
@@ -139,3 +141,17 @@ def test_status_exits_non_zero_while_the_schema_is_missing_or_out_of_date(
     assert vigil("db", "upgrade")[0] == 0
     code, output = vigil("status")
     assert code == 0 and f"{head} (up to date)" in output
+
+
+ESCAPES = "\x1b[2J\x1b]0;PWNED\x07\u202e\x9b31m"  # clear screen, set the title, bidi override, 8-bit CSI
+
+
+def test_status_prints_a_remote_error_without_its_terminal_escapes(
+    env: dict[str, str], session: Session
+) -> None:
+    session.add(SourceState(source="mastodon", consecutive_failures=4, last_error=f"refused: {ESCAPES}boom"))
+    session.commit()
+    code, output = vigil("status")
+    assert code == 0, output
+    assert "PWNED31mboom" in output.replace("\n", "").replace("│", "").replace(" ", "")  # the words stay
+    assert not any(character in output for character in "\x1b\x07\u202e\x9b")

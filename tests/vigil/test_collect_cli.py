@@ -98,6 +98,26 @@ def test_collect_import_reports_and_export_writes_the_same_format(
     assert "1 already stored" in output
 
 
+def test_an_export_to_the_terminal_carries_no_escape_sequence_from_a_post(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert vigil("register", "import", *SAMPLE)[0] == 0
+    hostile = (
+        "Dr Daniel Smith at Meanwood Health Centre in Leeds \x1b[2J\x1b]0;PWNED\x07\u202egnp.exe \x9b31m"
+    )
+    post = {"source": "reviews", "external_id": "1", "url": "https://reviews.example/1", "author": "Jo",
+            "created_at": "2026-11-20T09:00:00Z", "text": hostile}  # fmt: skip
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(json.dumps(post) + "\n")
+    assert vigil("collect", "import", str(posts))[0] == 0
+    for export_format in ("csv", "jsonl"):
+        code, output = vigil("mentions", "export", "--format", export_format)
+        assert code == 0 and "PWNED" in output, output
+        assert not any(character in output for character in "\x1b\x07\u202e\x9b"), export_format
+    record = json.loads(vigil("mentions", "export")[1].splitlines()[0])
+    assert record["text"] == hostile  # JSON Lines stays lossless: the characters are escaped, not dropped
+
+
 def test_import_errors_are_listed_and_nothing_is_imported(env: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("source,external_id,url,author,created_at,text\nreviews,1,,,yesterday,hi\n")

@@ -50,3 +50,16 @@ def test_the_password_comes_from_its_own_secret_and_is_never_shown() -> None:
     url = database_url(settings)
     assert url.password == "hunter2" and url.drivername == "postgresql+psycopg"
     assert "hunter2" not in safe_url(url)
+
+
+def test_a_database_error_never_carries_the_statements_values(tmp_path: Path) -> None:
+    """A checkpoint holds a Bluesky session; posts and addresses are tenants' data: none of it may
+    reach a log line or an operator event through an error message."""
+    engine = make_engine(f"sqlite:///{tmp_path}/v.db")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER PRIMARY KEY, secret TEXT)"))
+        connection.execute(text("INSERT INTO t VALUES (1, 'x')"))
+    with pytest.raises(IntegrityError) as error, engine.begin() as connection:
+        connection.execute(text("INSERT INTO t VALUES (1, :secret)"), {"secret": "REFRESH-TOKEN-abc"})
+    assert "REFRESH-TOKEN-abc" not in str(error.value)
+    engine.dispose()

@@ -132,6 +132,15 @@ def test_urgent_email_still_waiting_long_after_it_was_queued_makes_health_degrad
     }
 
 
+def test_health_names_no_tenants_address_from_a_mail_servers_reply(
+    runtime: Runtime, session: Session
+) -> None:
+    refused = "450 4.1.2 <manager@a10001.example>: Recipient address rejected"
+    queue_email(session, runtime.settings, "alert:1", timedelta(minutes=20), URGENT, refused)
+    _, body = health(runtime, lambda: True)  # /healthz answers anyone who can reach it
+    assert body["email"]["last_error"] == "450 4.1.2 <address> Recipient address rejected"
+
+
 def test_healthz_and_metrics_answer_while_a_job_holds_the_write_lock(
     runtime: Runtime, session: Session, engine: Engine
 ) -> None:

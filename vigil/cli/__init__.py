@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from alerts.render import clean
 from vigil import migrate
 from vigil.cli import alerts, cases, collect, config, db, model, register
 from vigil.cli.common import console, new_app, runtime
@@ -56,7 +57,7 @@ def status(ctx: typer.Context) -> None:
     for title, rows in collect_status(rt):
         table = Table(title=title, show_header=False, title_justify="left")
         for label, value in rows:
-            table.add_row(label, escape(value))
+            table.add_row(label, escape(clean(value, single_line=True)))  # remote errors: inert
         console.print(table)
     if not migrate.schema_is_current(rt.engine):
         raise typer.Exit(1)
