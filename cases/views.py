@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from alerts.render import sortable_time
 from cases.detect import pending_count
 from cases.workflow import entity_names, entity_ref
 from vigil.models import Case, CaseMention, Classification, Mention, MentionEntity
@@ -187,5 +189,6 @@ def status_section(runtime: Any, session: Session) -> tuple[str, list[tuple[str,
     pending = pending_count(session)
     last = session.scalar(select(func.max(Mention.detected_at)))
     rows.append(("Awaiting detection", str(pending)))
-    rows.append(("Last detection", last.isoformat(timespec="seconds") if last else "never"))
+    zone = ZoneInfo(runtime.settings.digest.timezone)  # the organisation's clock, as in its emails
+    rows.append(("Last detection", sortable_time(last, zone) if last else "never"))
     return "Cases", rows

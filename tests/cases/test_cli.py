@@ -206,6 +206,7 @@ def test_status_shows_open_cases_by_status_and_reason(threat_case: int) -> None:
     assert "Open cases" in output and "threat" in output
     assert re.search(r"Awaiting detection\s+│ 0", output)
     assert re.search(r"  threat\s+│ 1", output)
+    assert re.search(r"Last detection\s+│ \d{4}-\d\d-\d\d \d\d:\d\d (GMT|BST) ", output)  # the org's clock
 
 
 @pytest.mark.usefixtures("env")
