@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
@@ -20,7 +21,6 @@ from typing import Any, TextIO
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session, selectinload
 
-from alerts.render import clean
 from collector.sources.files import escape_cell
 from vigil.models import Mention, MentionEntity, Recipient
 from vigil.scope import entity_in_scope, visible_to
@@ -30,6 +30,11 @@ FIELDS = (
     "doctors", "practices", "matched_text", "labels", "classified_at",
 )  # fmt: skip
 CHUNK = 500
+# What starts a terminal escape sequence (ESC, BEL, the C1 controls but NEL) and the bidi overrides
+# and isolates that reorder what a terminal shows. A CSV cell has no way to escape them, so they
+# are dropped: an export printed to a terminal cannot drive it. Everything else, line and
+# paragraph separators included, is kept, so the file still imports back as it was.
+_TERMINAL = re.compile("[\x07\x1b\x80-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def export_mentions(
@@ -49,7 +54,9 @@ def export_mentions(
         if writer is None:
             out.write(json.dumps(record) + "\n")  # ASCII: no control or bidi character reaches a terminal
         else:
-            writer.writerow({key: escape_cell(clean(as_cell(value))) for key, value in record.items()})
+            writer.writerow(
+                {key: escape_cell(_TERMINAL.sub("", as_cell(value))) for key, value in record.items()}
+            )
         count += 1
     return count
 
