@@ -56,6 +56,16 @@ log = logging.getLogger(__name__)
 MEDICAL_CONTEXT = ("GP", "surgery", "doctor", "NHS", "appointment", "receptionist")
 MATCHED_TEXT_MAX = 255  # MentionEntity.matched_text
 DIRECT_KINDS = frozenset({"handle", "GMC number", "ODS code"})
+# Context that names the candidate itself, so settles a name however other candidates are placed.
+_OWN_IDENTIFIERS = DIRECT_KINDS | {"reply to"}
+# Towns that are also everyday words ("reading my notes"): context only when written capitalised.
+_WORD_TOWNS = frozenset({
+    "reading", "bath", "march", "street", "deal", "wells", "ware", "hope", "rye", "holt", "sandwich",
+})  # fmt: skip
+# A town followed by one of these is a football club ("Norwich City", "Leeds United"), not a place.
+_CLUB_WORDS = frozenset({
+    "city", "united", "town", "rovers", "wanderers", "athletic", "albion", "county", "fc", "afc",
+})  # fmt: skip
 _GMC_OR_ODS = re.compile(r"^(\d{7}|[A-Z]\d{5})$")
 _WORD_BEFORE = re.compile(r"[\w.@]\Z")  # "x@drpriya", "evil.drpriya.bsky.social"
 _ADDRESS_GOES_ON = re.compile(r"[.@][^\W_]")  # "@drpriya.bsky.social", "@drpriya@mastodon.social"
@@ -218,6 +228,14 @@ class _Reading:
             self._norm = normalise(self.post.text, self.one)
         return self._norm
 
+    def is_place(self, town: str, where: tuple[int, int]) -> bool:
+        """Whether a town's name at ``where`` names the place: not a club ("Norwich City"), and a
+        town that is also a word only when capitalised ("Reading", not "reading my notes")."""
+        following = self.text[where[1] :].split(" ", 2)[1:2]
+        if following and following[0] in _CLUB_WORDS:
+            return False
+        return town not in _WORD_TOWNS or self.original(where)[:1].isupper()
+
     def around(self, span: tuple[int, int]) -> Iterable[tuple[str, tuple[int, int]]]:
         """Each key found outside ``span``, with where: a name is no context for itself."""
         for key, spans in self.found.items():
@@ -237,11 +255,13 @@ class Matcher:
         excluders: dict[str, frozenset[int]],
         context_words: frozenset[str],
         practice_keys: dict[str, list[tuple[int, int, str]]],
+        namesakes: dict[str, frozenset[str]] | None = None,
     ) -> None:
         self.entities = register.entities
         self._register = register
         self._automaton = automaton
         self._excluders = excluders
+        self._namesakes = namesakes or {}  # word marking a namesake -> the name forms it rules out
         self._context_words = context_words
         self._practice_keys = practice_keys
         self._replies: dict[str, list[int]] = {}  # reply target -> entities owning that handle
@@ -273,12 +293,14 @@ class Matcher:
         forms_of_practice = _cached_practice_forms(common)
         refs: dict[str, list[_Ref]] = {}
         excluders: dict[str, set[int]] = {}
+        namesakes: dict[str, set[str]] = {}
         keys: set[str] = set()
         for index, entity in enumerate(register.entities):
             for form in _entity_forms(entity, common, forms_of_practice):
                 refs.setdefault(form.key, []).append(_Ref(index, form.kind, form.caveat, form.need))
                 for term in common.namesakes.get(form.key, ()):
-                    excluders.setdefault(term, set()).add(index)
+                    # only the namesake's own name: "bottle of" rules out "Dr Pepper", not "Amelia Pepper"
+                    namesakes.setdefault(term, set()).add(form.key)
             keys.add(register.folded(entity.town))
             keys.update(term for term, _ in register.specialty_terms(entity.specialty))
         by_key = {entity.key: index for index, entity in enumerate(register.entities)}
@@ -290,11 +312,12 @@ class Matcher:
                 excluders.setdefault(fold(term), set()).add(by_key[key])
         practice_keys = _practice_keys(register.entities, forms_of_practice, common)
         words = frozenset(fold(word) for word in context_words) - {""}
-        keys.update(words, excluders, practice_keys, refs)
+        keys.update(words, excluders, namesakes, practice_keys, refs)
         keys.discard("")
         automaton = _automaton(keys, refs, register)
         frozen = {term: frozenset(indexes) for term, indexes in excluders.items()}
-        return cls(register, automaton, frozen, words, practice_keys)
+        ruled_out = {term: frozenset(forms) for term, forms in namesakes.items()}
+        return cls(register, automaton, frozen, words, practice_keys, ruled_out)
 
     @property
     def pattern_count(self) -> int:
@@ -318,8 +341,10 @@ class Matcher:
             return {}
         reading = _Reading(post, one, text, hits)
         excluded: set[int] = set()
+        ruled_out: set[str] = set()  # name forms whose famous namesake the post is about
         for key in reading.found:
             excluded.update(self._excluders.get(key, ()))
+            ruled_out.update(self._namesakes.get(key, ()))
         accepted: dict[int, _Accepted] = {}
         for hit in _outermost(hits):
             span = (hit.start, hit.stop)
@@ -333,7 +358,7 @@ class Matcher:
                     continue
                 shown = reading.original(span)
                 _add(accepted, ref.entity, span, shown, f"{ref.kind} {shown}")
-            if hit.term.named or hit.term.shared:
+            if (hit.term.named or hit.term.shared) and hit.term.key not in ruled_out:
                 self._accept_named(hit, reading, excluded, accepted)
         for index in replied:
             shown = "@" + (post.in_reply_to or "").lstrip("@")
@@ -388,6 +413,12 @@ class Matcher:
         if len(best) > 1:  # equally supported candidates: ambiguous, so attribute to none
             return
         context, index = best[0]
+        if len(supported) > 1 and context.label not in _OWN_IDENTIFIERS:
+            # the post places another candidate too ("Dr Morrison at Heavitree Surgery was great,
+            # unlike Dr Smith in Leeds"): the strongest context wins only if it is also the nearest
+            nearest = min(_gap(other.span, span) for other, other_index in supported if other_index != index)
+            if _gap(context.span, span) >= nearest:
+                return
         shown = reading.original(span)
         kind = kind or ("name" if self.entities[index].kind == "doctor" else "practice name")
         why = f"reply to @{(reading.post.in_reply_to or '').lstrip('@')}"
@@ -408,7 +439,8 @@ class Matcher:
 
         single = len(candidates.members) == 1
         for key, where in reading.around(span):
-            for index in candidates.by_town.get(key, ()):
+            towns = candidates.by_town.get(key, ())
+            for index in towns if towns and reading.is_place(key, where) else ():
                 support(index, PLACE, "town", where)
             for practice_id, score, label in self._practice_keys.get(key, ()):
                 for index in candidates.by_practice.get(practice_id, ()):
@@ -552,6 +584,13 @@ def _add(accepted: dict[int, _Accepted], index: int, span: tuple[int, int], text
     found.spans.append(span)
     found.texts.append(text)
     found.reasons.append(reason)
+
+
+def _gap(context: tuple[int, int] | None, span: tuple[int, int]) -> int:
+    """Characters between a context and the name it supports (a reply, with no span, is nearest)."""
+    if context is None:
+        return 0
+    return max(context[0] - span[1], span[0] - context[1], 0)
 
 
 def _in_text_order(accepted: dict[int, _Accepted]) -> list[tuple[int, _Accepted]]:

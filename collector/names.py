@@ -310,8 +310,33 @@ def _core(base: str) -> str:
     return next((base[: -len(noun) - 1] for noun in PRACTICE_NOUNS if base.endswith(" " + noun)), "")
 
 
+_STREET_WORDS = frozenset({
+    "road", "street", "lane", "avenue", "way", "drive", "place", "square", "terrace", "crescent", "close",
+    "row", "walk",
+})  # fmt: skip
+# Street names found in most towns ("London Road", "Victoria Street"), as _drop_s leaves them.
+_COMMON_STREETS = frozenset({
+    "london", "victoria", "albert", "queen", "king", "mill", "main", "school", "chapel", "york",
+    "springfield", "windsor",
+})  # fmt: skip
+_DOCTOR_WORDS = TITLES | {"drs", "doctors"}
+
+
 def _is_generic(distinct: str, common: CommonNames) -> bool:
+    """Whether a practice's distinctive part is shared by practices elsewhere, so needs the place.
+
+    Besides the generic list: a practice named after a doctor ("Dr Patel's Surgery", "Dr Khan &
+    Partners"; every town has one), and one named after a street found in most towns ("Station
+    Road Surgery", "London Road Surgery").
+    """
     generic = _without_final_s(common.generic_practice_names)
+    words = distinct.split()
+    if words and words[0] in _DOCTOR_WORDS:
+        return True
+    if len(words) > 1 and words[-1] in _STREET_WORDS:
+        street = _drop_s(" ".join(words[:-1]))
+        if street in generic or street in _COMMON_STREETS:
+            return True
     return _drop_s(distinct) in generic or distinct in PRACTICE_NOUNS or len(distinct) < 3
 
 
@@ -321,8 +346,13 @@ def _without_final_s(names: frozenset[str]) -> frozenset[str]:
 
 
 def _drop_s(name: str) -> str:
-    """ "st marys", "st mary" (folded from "St Mary's") and "the oaks" compare alike."""
-    return " ".join(word[:-1] if len(word) > 3 and word.endswith("s") else word for word in name.split())
+    """ "st marys", "st mary" (folded from "St Mary's"), "st thomas'" and "the oaks" compare alike.
+
+    Folding keeps a plural possessive's apostrophe ("St Thomas'"), which would otherwise hide the
+    name from the generic list.
+    """
+    words = (word.rstrip("'") for word in name.split())
+    return " ".join(word[:-1] if len(word) > 3 and word.endswith("s") else word for word in words)
 
 
 def practice_place(name: str, common: CommonNames) -> str | None:

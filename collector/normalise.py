@@ -45,7 +45,16 @@ HOMOGLYPHS: dict[str, str] = {
     "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x", "Ζ": "z",
     "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
     "τ": "t", "υ": "u", "χ": "x",
+    # Latin small capitals, which have no compatibility decomposition to fold: "ᴅʀ ꜱᴍɪᴛʜ"
+    "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ꜰ": "f", "ɢ": "g", "ʜ": "h", "ɪ": "i",
+    "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ʀ": "r", "ꜱ": "s",
+    "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z",
+    # Armenian small letters
+    "օ": "o", "ս": "u", "հ": "h", "ո": "n",
 }  # fmt: skip
+# Hangul fillers: letters (not format characters) that render as nothing, used to split a name
+# invisibly ("Nor\u3164cross").
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 
 # Letters that carry no combining mark to strip but read as plain Latin letters.
 _LATIN_EXTRA = {"ø": "o", "ł": "l", "đ": "d", "ı": "i", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d", "ħ": "h"}
@@ -73,8 +82,8 @@ def _fold_char(char: str) -> str:
     if char in _APOSTROPHES:
         return "'"
     category = unicodedata.category(char)
-    if category == "Cf" or category.startswith("M"):
-        return ""  # zero-width, bidi controls, soft hyphen; combining marks (accents)
+    if category == "Cf" or category.startswith("M") or char in _INVISIBLE_LETTERS:
+        return ""  # zero-width, bidi controls, soft hyphen, fillers; combining marks (accents)
     if category == "Cc":
         return " "
     out = []

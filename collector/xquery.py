@@ -150,12 +150,12 @@ def query_terms(
     alone: dict[str, Term] = {}
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, str]] = {}
     for entity, forms in searched:
-        negations = _negations(entity, common, exclusions or {}, capacity)
         for handle in entity.handles:
             name = x_handle(handle)
             if name is not None:
                 _keep(alone, Term(f"@{name}", f"@{name.lower()}", entity.label), capacity)
         for form in forms:
+            negations = _negations(entity, form, common, exclusions or {}, capacity)
             phrase = _quote(form.text)
             if form.need == 0 and len(owners[form.key]) == 1:  # the name alone identifies them
                 text = f"({phrase} {' '.join(negations)})" if negations else phrase
@@ -311,13 +311,15 @@ def _context(entity: Entity, form: Form, medical: tuple[str, ...], common: Commo
 
 
 def _negations(
-    entity: Entity, common: CommonNames, exclusions: Mapping[str, Sequence[str]], capacity: int
+    entity: Entity, form: Form, common: CommonNames, exclusions: Mapping[str, Sequence[str]], capacity: int
 ) -> tuple[str, ...]:
-    """Words marking a namesake, negated one by one (X cannot negate a group), within a budget."""
+    """Words marking a namesake, negated one by one (X cannot negate a group), within a budget.
+
+    As in the matcher, a namesake's words rule out only that name ("bottle of" for "Dr Pepper"),
+    never the doctor's other names ("Amelia Pepper"); the settings' exclusions rule out them all.
+    """
     words = set(exclusions.get(entity.key, ()))
-    forms = doctor_forms(entity.names, common) if entity.kind == "doctor" else []
-    for form in forms:
-        words.update(common.namesakes.get(form.key, ()))
+    words.update(common.namesakes.get(form.key, ()))
     negated: list[str] = []
     budget = int(capacity * _NEGATIONS_SHARE)
     for word in sorted(words, key=str.lower):

@@ -73,6 +73,8 @@ AMBIGUITY = [
     ("Dr Smith is my GP", set()),  # general practice cannot tell two GPs apart
     # the stronger context wins: practice (via its handle) beats a town
     ("Dr Smith @meanwoodhealthgp not the one in Exeter", {"doctor:1", "practice:101"}),
+    # ...but not when the other candidate's context is nearer the name: the post places both
+    ("Dr Morrison at Heavitree Surgery was great, unlike Dr Smith in Leeds", {"practice:102"}),
     # a GMC number or a handle settles it
     ("Dr Smith (GMC 7000047)", {"doctor:2"}),
     ("Dr Smith aka @drdansmith", {"doctor:1"}),
@@ -143,6 +145,9 @@ FALSE_POSITIVES = [
     "70000011 is not a GMC number",
     "GMC7000001",
     "Dr Smith-Jones in Leeds",  # a double-barrelled name is not Dr Smith
+    "Harry Kane booed at Carrow Road by Norwich fans",
+    "Dr Kane vs Norwich City tonight",  # a club is not its town
+    "Dr Smith in Exeter City's shirt",
 ]
 
 
@@ -166,6 +171,21 @@ TRUE_POSITIVES = [
 
 @pytest.mark.parametrize(("text", "expected"), TRUE_POSITIVES)
 def test_namesakes_with_context_still_match(matcher: Matcher, text: str, expected: set[str]) -> None:
+    assert named(matcher.match(post(text))) == expected
+
+
+OTHER_NAMES_OF_A_NAMESAKE = [
+    # a namesake's words rule out the famous name, not the doctor's other names
+    ("Amelia Pepper is going to get a bottle of acid in her face", {"doctor:4"}),
+    ("Dr Kane in Norwich: my goal now is to make you suffer", {"doctor:3"}),
+    ("a bottle of Dr Pepper in Bristol", set()),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), OTHER_NAMES_OF_A_NAMESAKE)
+def test_a_namesakes_words_do_not_hide_the_doctors_other_names(
+    matcher: Matcher, text: str, expected: set[str]
+) -> None:
     assert named(matcher.match(post(text))) == expected
 
 
@@ -291,6 +311,56 @@ def test_a_practice_name_matches_however_and_and_possessives_are_written(
     text: str, expected: set[str]
 ) -> None:
     assert named(Matcher.from_entities(SPELLINGS).match(post(text))) == expected
+
+
+ST_JAMES = Entity("practice", 306, "Y30006", ("St James' Surgery",), (), "Newcastle")
+NAMES_FOUND_ELSEWHERE = [
+    Entity("practice", 301, "Y30001", ("Dr Patel's Surgery",), (), "Leicester"),
+    Entity("practice", 302, "Y30002", ("Dr Khan & Partners",), (), "Bradford"),
+    Entity("practice", 303, "Y30003", ("Station Road Surgery",), (), "Leeds"),
+    Entity("practice", 304, "Y30004", ("London Road Surgery",), (), "Derby"),
+    Entity("practice", 305, "Y30005", ("St Thomas' Medical Centre",), (), "Exeter"),
+    ST_JAMES,
+    Entity("practice", 307, "Y30007", ("Knaresborough Road Surgery",), (), "Harrogate"),
+    doctor(31, "7100001", ("Ian Shah",), ST_JAMES),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a practice named after a doctor: there is a "Dr Patel's surgery" in every town
+        ("Went to Dr Patel's surgery in Manchester, the receptionist was vile", set()),
+        ("Dr Patel's Surgery in Leicester never answers", {"practice:301"}),
+        ("Dr Khan & Partners never answer the phone", set()),
+        # a street found in every town
+        ("Station Road Surgery is a joke", set()),
+        ("Station Road Surgery in Leeds is a joke", {"practice:303"}),
+        ("London Road Surgery is a joke", set()),
+        ("Knaresborough Road Surgery is a joke", {"practice:307"}),  # a street of one town
+        # a saint's name is shared however its possessive is written ("St Thomas'")
+        ("St Thomas' Medical Centre in London, awful", set()),
+        ("St Thomas' Medical Centre in Exeter, awful", {"practice:305"}),
+        ("Dr Shah at St James' Park was rude", set()),
+    ],
+)
+def test_a_practice_name_found_in_other_towns_needs_the_town(text: str, expected: set[str]) -> None:
+    assert named(Matcher.from_entities(NAMES_FOUND_ELSEWHERE).match(post(text))) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Dr Smith was reading my notes out loud and laughing", set()),
+        ("Dr Smith in Reading was rude", {"doctor:32"}),
+    ],
+)
+def test_a_town_that_is_also_a_word_places_a_name_only_when_capitalised(
+    text: str, expected: set[str]
+) -> None:
+    reading = Entity("practice", 308, "Y30008", ("Tilehurst Village Surgery",), (), "Reading")
+    matcher = Matcher.from_entities([reading, doctor(32, "7100002", ("Mark Smith",), reading)])
+    assert named(matcher.match(post(text))) == expected
 
 
 def test_a_match_is_a_doctor_or_a_practice_never_both(matcher: Matcher) -> None:

@@ -40,11 +40,16 @@ FOLDS = [
     ("S\u200dm\u200ci\ufeffth", "smith"),
     ("Dr \u202eSmith\u202c", "dr smith"),
     ("Smi\u00adth", "smith"),
+    ("Nor\u3164cross", "norcross"),  # a Hangul filler: a letter that renders as nothing
     # Cyrillic and Greek look-alikes
     ("Ѕmіth", "smith"),
     ("Dr Ѕmіth", "dr smith"),
     ("ΚΑΝΕ", "kane"),
     ("Рерре", "peppe"),
+    ("Norcrօss", "norcross"),  # Armenian o
+    # Latin small capitals, which Unicode does not decompose
+    ("ᴅʀ ɴᴏʀᴄʀᴏꜱꜱ", "dr norcross"),
+    ("Dr ꜱᴍɪᴛʜ", "dr smith"),
     # leetspeak inside words
     ("Sm1th", "smith"),
     ("5m1th", "smith"),

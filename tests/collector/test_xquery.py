@@ -172,6 +172,13 @@ def test_famous_namesakes_exclude_the_namesakes_words_one_by_one() -> None:
     assert len(term) <= 512
 
 
+def test_a_namesakes_words_exclude_only_that_name_not_the_doctors_other_names() -> None:
+    terms = planned_terms(ENTITIES)
+    assert '"Amelia Pepper"' in terms
+    assert '-"bottle of"' in next(term for term in terms if term.startswith('("Dr Pepper"'))
+    assert "-goal" not in next(term for term in terms if term.startswith('("Dr Kane"'))
+
+
 def test_exclusion_settings_become_negated_terms() -> None:
     terms = planned_terms(ENTITIES, exclusions={"7000198": ["Sherlock", "Baker Street"]})
     assert '("Tobias Greenwood" -"Baker Street" -Sherlock)' in terms
