@@ -104,7 +104,10 @@ def collect_source(
     with runtime.transaction() as session:
         row = source_state(session, name)
         if row.retry_after and row.retry_after > datetime.now(UTC):
-            report.skipped = f"waiting for its rate limit to reset at {row.retry_after:%H:%M} UTC"
+            when = "%H:%M" if row.retry_after.date() == datetime.now(UTC).date() else "%d %B %Y %H:%M"
+            report.skipped = (
+                f"waiting for its rate limit or usage cap to reset at {row.retry_after:{when}} UTC"
+            )
             return report
         state, version = dict(row.checkpoint), row.version
     source = start_source(name, context)

@@ -14,7 +14,8 @@ Most APIs list posts newest first with a cursor to older pages and a way to ask 
 newer than a marker (an id or a time). ``sweep`` runs that loop for every query of a source and
 keeps, per query, the marker (``since``), and while a sweep is under way its ``cursor`` and the
 ``newest`` marker seen on its first page; the marker only moves on when a sweep is complete, so a
-sweep interrupted by an error, a page limit or a crash resumes where it stopped.
+sweep interrupted by an error, a page limit or a crash resumes where it stopped. A query that
+fails is skipped until the next pass, so that one bad query never starves the others.
 """
 
 from __future__ import annotations
@@ -192,6 +193,13 @@ def sweep(
     ``state["last_pass"]`` is when the last complete pass began: a query added to the register
     later starts reading from there (``first_start`` before any pass completed), so a new query
     never re-reads history nobody asked for. ``may_read()`` is asked before each page (a budget).
+
+    A rate limit stops the batch where it is (it covers every query). Any other error skips the
+    failing query for this pass, keeping its marker and cursor, so that one query the API refuses
+    (a hashtag unknown to the server, a rejected search) cannot block the queries after it: after
+    a permanent error the other queries carry on; after a transient one (the network, a 5xx
+    after retries) the batch stops and the next poll carries on with the next query. The batch
+    reports the failure (``failed``), so the poll is still recorded as failed.
     """
     queries = list(dict.fromkeys(queries))
     known = state.get("queries", {})
@@ -201,15 +209,25 @@ def sweep(
     start = parse_time(last_pass) if last_pass else first_start
     posts: list[Post] = []
     pages = 0
+    failures: list[tuple[str, SourceError]] = []
     for query in queries:
         entry = progress[query]
         while entry.get("pass") != this_pass:
             if pages >= max_pages or not may_read():
-                return _batch(state, progress, posts, this_pass, more=pages >= max_pages)
+                more = pages >= max_pages
+                return _batch(state, progress, posts, this_pass, more=more, error=failed(failures))
             try:
                 page = fetch_page(query, entry.get("since"), entry.get("cursor"), start)
             except SourceError as exc:
-                return _batch(state, progress, posts, this_pass, error=exc)
+                if exc.retry_after is not None:  # a rate limit covers every query: stop, resume here
+                    return _batch(state, progress, posts, this_pass, error=failed([("", exc), *failures]))
+                # This query is skipped for this pass, its marker and cursor kept, so that it can
+                # never starve the queries after it; the next pass tries it again.
+                entry["pass"] = this_pass
+                failures.append((query, exc))
+                if exc.transient:  # the server or the network is failing: the next poll carries on
+                    return _batch(state, progress, posts, this_pass, error=failed(failures))
+                break
             pages += 1
             posts.extend(page.posts)
             if entry.get("cursor") is None and page.newest:
@@ -218,12 +236,26 @@ def sweep(
             if page.cursor is None:
                 entry["since"] = entry.pop("newest", None) or entry.get("since")
                 entry["pass"] = this_pass
-    batch = _batch(state, progress, posts, this_pass)
+    batch = _batch(state, progress, posts, this_pass, error=failed(failures))
     batch.state.pop("pass", None)
     batch.state["last_pass"] = this_pass
     for entry in batch.state["queries"].values():
         entry.pop("pass", None)
     return batch
+
+
+def failed(failures: list[tuple[str, SourceError]]) -> SourceError | None:
+    """The one error a batch reports for every query that failed in it: the first (a rate limit
+    comes first, as it sets when to try again), naming its query, and how many others failed."""
+    if not failures:
+        return None
+    query, first = failures[0]
+    message = f"{first.message} (query {query})" if query else first.message
+    if len(failures) > 1:
+        message += f"; {len(failures) - 1} more quer{'y' if len(failures) == 2 else 'ies'} failed"
+    permanent = any(error.permanent for _, error in failures)
+    retry_after = next((error.retry_after for _, error in failures if error.retry_after), None)
+    return SourceError(message, permanent=permanent, retry_after=retry_after)
 
 
 def sweep_queries(

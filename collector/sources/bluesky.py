@@ -6,6 +6,8 @@ the process, and exported into the checkpoint so that the next process (or ``vig
 --once`` from cron) resumes it instead of logging in again. The SDK refreshes it when it ages; a
 session that can no longer be refreshed is replaced by one fresh login.
 
+An account whose handle no longer verifies comes as ``handle.invalid``: it is named by its DID.
+
 searchPosts has no OR operator: each registered name is its own query. The ``since`` marker is
 the newest post's sort time minus ``OVERLAP``, because posts can be indexed a little after the
 time they sort by; the few posts read twice are skipped by the store.
@@ -133,7 +135,7 @@ class BlueskySource:
                 functools.partial(client.app.bsky.actor.get_profiles, params=params),
                 classify_error,
             )
-            found.update({profile.did: profile.handle for profile in response.profiles})
+            found.update({profile.did: account(profile.did, profile.handle) for profile in response.profiles})
         return found
 
     def saved_session(self) -> dict[str, str] | None:
@@ -176,8 +178,8 @@ def to_post(view: models.AppBskyFeedDefs.PostView, replied_handle: str | None) -
     return Post(
         source="bluesky",
         external_id=str(view.uri),
-        url=f"https://bsky.app/profile/{view.author.handle}/post/{rkey}",
-        author=f"@{view.author.handle}",
+        url=f"https://bsky.app/profile/{account(view.author.did, view.author.handle)}/post/{rkey}",
+        author=f"@{account(view.author.did, view.author.handle)}",
         author_id=view.author.did,
         created_at=parse_time(created),
         text=getattr(record, "text", "") or "",
@@ -186,6 +188,16 @@ def to_post(view: models.AppBskyFeedDefs.PostView, replied_handle: str | None) -
         in_reply_to=f"@{replied_handle}" if replied_handle else None,
         extra={"cid": view.cid},
     )
+
+
+INVALID_HANDLE = "handle.invalid"
+
+
+def account(did: str, handle: str) -> str:
+    """How a post names its account: the handle, or the DID when the AppView reports the handle
+    as ``handle.invalid`` (it no longer verifies; atproto handle spec). That handle gives a dead
+    bsky.app link and would make every such account one author; bsky.app/profile/{did} works."""
+    return did if handle == INVALID_HANDLE else handle
 
 
 def is_expired_session(exc: AtProtocolError) -> bool:

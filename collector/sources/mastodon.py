@@ -5,6 +5,10 @@ needs an access token, and finds only posts the server has indexed (its own and 
 that opted in to search), so it runs on the first instance of ``sources.mastodon.instances`` —
 the one the token belongs to — for each registered name.
 
+A hashtag nobody on an instance has used yet is answered with 404 "Record not found": an empty
+timeline. Any other failure of one query is reported, and the other queries are still read
+(``collector.sources.base.sweep``).
+
 Status ids are time-ordered (milliseconds << 16); Mastodon.py turns a start time into such an id,
 so a first read starts at ``start`` without listing older posts. A status keeps its ActivityPub
 URI as its id, so the same post seen through two instances is stored once.
@@ -20,6 +24,7 @@ import requests
 from mastodon import (
     Mastodon,
     MastodonAPIError,
+    MastodonError,
     MastodonNetworkError,
     MastodonNotFoundError,
     MastodonRatelimitError,
@@ -56,6 +61,7 @@ class MastodonSource:
             instance: self.client(instance, token if index == 0 else None)
             for index, instance in enumerate(instances)
         }
+        self.answering: set[str] = set()  # instances seen to answer as Mastodon servers
         home = instances[0]
         self.queries = [
             f"{instance} #{tag.lstrip('#')}" for instance in instances for tag in options.hashtags
@@ -83,7 +89,14 @@ class MastodonSource:
 
         def read() -> list[Any]:
             if term.startswith("#"):
-                return api.timeline_hashtag(term[1:], since_id=since or start, max_id=cursor, limit=PAGE_SIZE)
+                try:
+                    return api.timeline_hashtag(
+                        term[1:], since_id=since or start, max_id=cursor, limit=PAGE_SIZE
+                    )
+                except MastodonNotFoundError:
+                    if not self.is_mastodon(instance):
+                        raise
+                    return []  # a hashtag no post on this server has used yet: no posts
             return api.search_v2(
                 term, resolve=False, result_type="statuses", max_id=cursor, limit=PAGE_SIZE
             ).statuses
@@ -97,6 +110,20 @@ class MastodonSource:
             cursor=str(statuses[-1]["id"]) if full_page else None,
             newest=str(fresh[0]["id"]) if fresh else None,
         )
+
+    def is_mastodon(self, instance: str) -> bool:
+        """Whether ``instance`` answers as a Mastodon server (``GET /api/v1/instance``), asked
+        once per source. Mastodon answers the tag timeline of a hashtag it has never seen with
+        404 ``{"error": "Record not found"}`` (docs.joinmastodon.org/methods/timelines/#tag), an
+        empty timeline; a wrong instance URL also gives 404, and must not read as nothing found.
+        Mastodon.py drops that JSON error for timelines, so the instance is asked instead."""
+        if instance not in self.answering:
+            try:
+                self.clients[instance].instance_v1()
+            except (MastodonError, requests.RequestException):
+                return False
+            self.answering.add(instance)
+        return True
 
 
 def checked_instance(url: str) -> str:

@@ -10,6 +10,8 @@ full 7 days.
 Reads are billed per post returned, so the month's reads and their estimated cost live in the
 checkpoint, committed with the posts they paid for: the operator is told at 80 % of
 ``sources.x.monthly_read_budget`` and reading stops at 100 % until the next calendar month (UTC).
+X's own monthly usage cap (a 429 ``UsageCapExceeded``, not a rate limit) stops it the same way
+(``usage_cap``).
 
 X gives every edit of a post a new id, so a post is keyed on its original id (the first of
 ``edit_history_tweet_ids``): an edit is the post already stored, not a second mention and alert.
@@ -205,6 +207,8 @@ def full_text(tweet: Any) -> str:
 
 
 def classify_error(exc: Exception) -> SourceError:
+    if isinstance(exc, tweepy.TooManyRequests) and (capped := usage_cap(exc, datetime.now(UTC))):
+        return capped
     if isinstance(exc, tweepy.TooManyRequests):
         reset = reset_time(exc.reset_time) or datetime.now(UTC) + timedelta(minutes=15)
         return SourceError(f"X rate limit reached; resets at {reset:%H:%M} UTC", retry_after=reset)
@@ -216,3 +220,37 @@ def classify_error(exc: Exception) -> SourceError:
     if isinstance(exc, tweepy.TwitterServerError | requests.RequestException | ValueError):
         return SourceError(f"X search failed: {describe(exc)}")
     return SourceError(f"X search failed unexpectedly: {type(exc).__name__}: {exc}")
+
+
+def usage_cap(exc: tweepy.TooManyRequests, now: datetime) -> SourceError | None:
+    """X's monthly usage cap, if that is what this 429 is.
+
+    X answers 429 both for a 15-minute rate limit and for the project's monthly usage cap; the
+    cap's body is ``{"title": "UsageCapExceeded", "period": "Monthly", "scope": "Product",
+    "detail": "Usage cap exceeded: Monthly product cap", ...}`` while its rate-limit headers still
+    show requests left. Waiting for the rate-limit reset would only hit it again every poll, so
+    reading stops until the cap renews, the first day of next month (UTC), as for the read budget;
+    permanent, so that the operator is told at once.
+    """
+    try:
+        body = exc.response.json()
+    except ValueError:
+        return None
+    if (
+        not isinstance(body, dict)
+        or body.get("title") != "UsageCapExceeded"
+        or body.get("period") != "Monthly"
+    ):
+        return None
+    resume = next_month(now)
+    return SourceError(
+        f"X's monthly usage cap is spent ({body.get('detail') or 'UsageCapExceeded'}); reading stops "
+        f"until {resume:%d %B %Y} 00:00 UTC. Raise the cap in the X developer portal to resume sooner.",
+        permanent=True,
+        retry_after=resume,
+    )
+
+
+def next_month(now: datetime) -> datetime:
+    """Midnight UTC on the first day of the month after ``now``."""
+    return datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)

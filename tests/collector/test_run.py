@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, text
@@ -246,6 +247,28 @@ def test_a_batch_the_database_refuses_still_counts_against_the_x_read_budget(
     assert len(server.calls(X_PATH)) == requests  # X billed 20 reads: the budget is spent
     assert state(session, "x").checkpoint["usage"]["reads"] == 20
     assert ("x_budget_spent", "X read budget spent") in events(session)
+
+
+def test_x_s_monthly_usage_cap_tells_the_operator_at_once_and_x_waits_for_next_month(
+    settings: Settings, server: FakeServer, session: Session, alice: Tenancy
+) -> None:
+    api = FakeX(server)
+    api.items += more_items(api.items, 3, NAMING_ALICE)
+    runtime = runtime_for(
+        settings, server,
+        sources__rss__enabled=False, sources__x__enabled=True, sources__x__base_url=server.base_url,
+        sources__x__bearer_token=X_TOKEN, sources__x__max_results=10,
+    )  # fmt: skip
+    server.fail(api.usage_capped(), path=X_PATH, times=None)
+    [report] = collect_once(runtime)
+    assert report.error and "monthly usage cap" in report.error
+    assert events(session) == [("source_failing", "Source x is not collecting")]
+    [report] = collect_once(runtime)
+    runtime.close()
+    resume = state(session, "x").retry_after
+    assert resume is not None and resume.day == 1 and resume > datetime.now(UTC)
+    assert report.skipped and f"{resume:%d %B %Y} 00:00 UTC" in report.skipped
+    assert len(server.calls(X_PATH)) == 1  # not asked again this month
 
 
 def test_a_checkpoint_moved_by_another_collector_is_never_overwritten(

@@ -3,7 +3,8 @@
 Shapes from the lexicons (``com.atproto.server.createSession``: accessJwt, refreshJwt, handle,
 did; ``app.bsky.feed.searchPosts``: cursor, hitsTotal, posts of ``app.bsky.feed.defs#postView``
 with uri, cid, author, record, indexedAt; ``app.bsky.actor.getProfiles``: profiles). Errors are
-XRPC errors ``{"error": ..., "message": ...}``; rate limits send ``ratelimit-*`` headers.
+XRPC errors ``{"error": ..., "message": ...}``; rate limits send ``ratelimit-*`` headers. An
+account whose handle no longer verifies has the handle ``handle.invalid`` in post views and profiles.
 """
 
 from __future__ import annotations
@@ -54,10 +55,15 @@ class FakeBluesky:
         self.sessions_created = 0
         self.valid_access: set[str] = set()
         self.valid_refresh: set[str] = set()
+        self.unverified: set[str] = set()  # accounts whose handle no longer verifies
         server.route("POST", CREATE_SESSION, self.create_session)
         server.route("POST", "/xrpc/com.atproto.server.refreshSession", self.refresh_session)
         server.route("GET", SEARCH, self.search)
         server.route("GET", "/xrpc/app.bsky.actor.getProfiles", self.get_profiles)
+
+    def handle(self, name: str) -> str:
+        """What the AppView says an account's handle is: ``handle.invalid`` once it fails to verify."""
+        return "handle.invalid" if name in self.unverified else handle_of(name)
 
     def rate_limited(self) -> Reply:
         reset = str(int(time.time()) + 300)
@@ -110,7 +116,8 @@ class FakeBluesky:
         offset = int(request.arg("cursor") or 0)
         size = min(int(request.arg("limit") or 25), self.page_size)
         page = found[offset : offset + size]
-        body: dict[str, object] = {"posts": [post_view(item) for item in page], "hitsTotal": len(found)}
+        posts = [post_view(item, self.handle(item.author)) for item in page]
+        body: dict[str, object] = {"posts": posts, "hitsTotal": len(found)}
         if offset + size < len(found):
             body["cursor"] = str(offset + size)
         return json_reply(body)
@@ -121,14 +128,14 @@ class FakeBluesky:
         actors = request.query.get("actors", [])
         names = {did_of(item.reply_to): item.reply_to for item in self.items if item.reply_to}
         profiles = [
-            {"did": did, "handle": handle_of(names[did]), "displayName": names[did].title()}
+            {"did": did, "handle": self.handle(names[did]), "displayName": names[did].title()}
             for did in actors
             if did in names
         ]
         return json_reply({"profiles": profiles})
 
 
-def post_view(item: Item) -> dict[str, object]:
+def post_view(item: Item, handle: str) -> dict[str, object]:
     did = did_of(item.author)
     rkey = f"3k{item.number:011d}"
     stamp = item.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -146,7 +153,7 @@ def post_view(item: Item) -> dict[str, object]:
         "cid": cid(item.number),
         "author": {
             "did": did,
-            "handle": handle_of(item.author),
+            "handle": handle,
             "displayName": item.author.title(),
             "labels": [],
         },

@@ -2,7 +2,8 @@
 
 Shapes from docs.joinmastodon.org: Status (id, uri, url, created_at, account, content as HTML,
 visibility, language, in_reply_to_id, in_reply_to_account_id, mentions, tags, reblog, ...),
-Search (accounts, statuses, hashtags); errors ``{"error": ...}``; rate limits with
+Search (accounts, statuses, hashtags); errors ``{"error": ...}`` (a tag timeline for a hashtag the
+server has never seen: 404 ``{"error": "Record not found"}``); rate limits with
 ``X-RateLimit-Limit/Remaining/Reset`` (an ISO 8601 time).
 
 An item's ``reply_to`` is the ``acct`` of the account replied to, as this server writes it:
@@ -148,8 +149,8 @@ class FakeMastodon:
         auth = request.headers.get("authorization")
         if auth and auth != f"Bearer {TOKEN}":
             return self.unauthorized()
-        if request.match["tag"].lower() != self.tag.lower():
-            return json_reply([])
+        if request.match["tag"].lower() != self.tag.lower():  # a hashtag this server has never seen
+            return json_reply({"error": "Record not found"}, 404)
         return self.page(request, list(self.items))
 
     def search(self, request: Request) -> Reply:

@@ -3,7 +3,8 @@
 Shapes from the X API v2 reference: ``data`` (Post objects with ``id``, ``text``,
 ``edit_history_tweet_ids`` and the requested ``tweet.fields``), ``includes.users`` for the
 ``author_id`` and ``in_reply_to_user_id`` expansions, ``meta`` with ``newest_id``, ``oldest_id``,
-``result_count`` and ``next_token``; errors as RFC 7807 problems; 429 with ``x-rate-limit-*``.
+``result_count`` and ``next_token``; errors as RFC 7807 problems; 429 with ``x-rate-limit-*``, and
+429 ``UsageCapExceeded`` (period ``Monthly``) once the project's monthly usage cap is spent.
 
 An edit is a new post with a new id whose ``edit_history_tweet_ids`` lists every version, oldest
 first. A post over 280 characters comes cut short in ``text``, whole in ``note_tweet``
@@ -63,6 +64,26 @@ class FakeX:
             "x-rate-limit-reset": str(reset),
         }
         return json_reply(problem(429, "Too Many Requests", "Too Many Requests"), 429, **headers)
+
+    def usage_capped(self) -> Reply:
+        """The project's monthly usage cap: a 429 whose rate-limit headers still show requests left
+        (shape from xdevplatform/xdk#25 and g8rswimmer/go-twitter#108)."""
+        reset = int(time.time()) + 900
+        headers = {
+            "x-rate-limit-limit": "450",
+            "x-rate-limit-remaining": "449",
+            "x-rate-limit-reset": str(reset),
+        }
+        body = {
+            "account_id": "1234567890",
+            "product_name": "standard-basic",
+            "title": "UsageCapExceeded",
+            "period": "Monthly",
+            "scope": "Product",
+            "detail": "Usage cap exceeded: Monthly product cap",
+            "type": "https://api.twitter.com/2/problems/usage-capped",
+        }
+        return json_reply(body, 429, **headers)
 
     def unauthorized(self) -> Reply:
         return json_reply(problem(401, "Unauthorized", "Unauthorized"), 401)

@@ -67,7 +67,73 @@ def test_an_error_keeps_the_pages_read_before_it_and_the_place_to_resume() -> No
     assert batch.state["queries"]["q"]["cursor"] == "3"
     listing.fail_at = None
     rest = sweep(["q"], batch.state, listing, max_pages=10, first_start=START)
+    if not rest.posts:  # the failed query was skipped for the rest of its pass; the next one resumes it
+        rest = sweep(["q"], rest.state, listing, max_pages=10, first_start=START)
     assert [p.external_id for p in rest.posts] == ["4", "3", "2", "1"]
+
+
+class Refusing(Listing):
+    """A listing whose query ``bad`` always fails with ``error``."""
+
+    def __init__(self, error: SourceError) -> None:
+        super().__init__(newest=2)
+        self.error = error
+
+    def __call__(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
+        if query == "bad":
+            self.calls.append((query, since, cursor))
+            raise self.error
+        return super().__call__(query, since, cursor, start)
+
+
+REFUSED = SourceError("no such hashtag", permanent=True)
+TRANSIENT = SourceError("503 after retries")
+RATE_LIMITED = SourceError("rate limit", retry_after=START + timedelta(minutes=15))
+
+
+@pytest.mark.parametrize(
+    ("error", "first_batch", "second_batch"),
+    [
+        # refused: skipped, the queries after it read in the same batch, the pass completes
+        (REFUSED, ["a", "bad", "c"], ["a", "bad", "c"]),
+        # transient: skipped, the batch stops, the next poll carries on after it
+        (TRANSIENT, ["a", "bad"], ["c"]),
+        # rate limit: covers every query, so the batch stops and the next poll resumes at it
+        (RATE_LIMITED, ["a", "bad"], ["bad"]),
+    ],
+    ids=["refused", "transient", "rate limited"],
+)
+def test_a_failing_query_never_blocks_the_queries_after_it_except_for_a_rate_limit(
+    error: SourceError, first_batch: list[str], second_batch: list[str]
+) -> None:
+    listing = Refusing(error)
+    batch = sweep(["a", "bad", "c"], {}, listing, max_pages=10, first_start=START)
+    assert [query for query, _, _ in listing.calls] == first_batch
+    assert batch.error is not None and batch.error.permanent == error.permanent
+    assert batch.error.retry_after == error.retry_after
+    listing.calls.clear()
+    sweep(["a", "bad", "c"], batch.state, listing, max_pages=10, first_start=START)
+    assert [query for query, _, _ in listing.calls] == second_batch
+
+
+def test_a_refused_query_is_reported_by_name_and_keeps_its_marker_for_the_next_pass() -> None:
+    listing = Refusing(REFUSED)
+    state = {"queries": {"bad": {"since": "5"}}}
+    batch = sweep(["a", "bad", "c"], state, listing, max_pages=10, first_start=START)
+    assert [p.external_id for p in batch.posts] == ["2", "1", "2", "1"]  # a's and c's
+    assert batch.error is not None and batch.error.message == "no such hashtag (query bad)"
+    assert batch.state["queries"]["bad"] == {"since": "5"} and "last_pass" in batch.state
+    sweep(["a", "bad", "c"], batch.state, listing, max_pages=10, first_start=START)
+    assert ("bad", "5", None) in listing.calls[-3:]  # tried again from where it was
+
+
+def test_several_refused_queries_are_one_failed_poll_that_counts_them() -> None:
+    def refuse_all(query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
+        raise SourceError(f"refused {query}", permanent=True)
+
+    batch = sweep(["x", "y", "z"], {}, refuse_all, max_pages=10, first_start=START)
+    assert batch.error is not None and batch.error.permanent
+    assert batch.error.message == "refused x (query x); 2 more queries failed"
 
 
 def test_queries_late_in_the_list_are_not_starved_by_the_page_limit() -> None:

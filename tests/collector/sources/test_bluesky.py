@@ -6,7 +6,7 @@ import pytest
 
 from collector.sources.base import Context
 from collector.sources.bluesky import BlueskySource, forget_sessions
-from tests.collector.fakes.bluesky import CREATE_SESSION, HANDLE, PASSWORD, SEARCH, FakeBluesky
+from tests.collector.fakes.bluesky import CREATE_SESSION, HANDLE, PASSWORD, SEARCH, FakeBluesky, did_of
 from tests.collector.fakes.corpus import Item, more_items, recent
 from tests.collector.fakes.faults import SourceContract, fetch_all
 from tests.collector.fakes.faults import source_settings as settings_for
@@ -62,6 +62,31 @@ def test_it_turns_post_views_into_posts(harness: Harness) -> None:
     assert post.created_at == item.created_at
     assert post.text == item.text and post.lang == "en"
     assert post.in_reply_to == "@dramira.bsky.social"
+
+
+@pytest.mark.parametrize(
+    ("unverified", "author", "replied_to"),
+    [
+        (set(), "angrydad.bsky.social", "dramira.bsky.social"),
+        ({"angrydad"}, did_of("angrydad"), "dramira.bsky.social"),
+        ({"angrydad", "dramira"}, did_of("angrydad"), did_of("dramira")),
+    ],
+    ids=["handles that verify", "the author's handle is invalid", "both handles are invalid"],
+)
+def test_an_account_whose_handle_no_longer_verifies_is_named_by_its_did(
+    harness: Harness, unverified: set[str], author: str, replied_to: str
+) -> None:
+    harness.api.unverified = unverified
+    harness.api.items.append(Item(1, recent(5), f"Dr {NAME} never listens", "angrydad", reply_to="dramira"))
+    harness.api.items.append(Item(2, recent(4), f"{NAME} again", "otherdad"))
+    posts, batch = fetch_all(harness.source())
+    assert batch.error is None
+    [post] = [p for p in posts if p.text.startswith("Dr")]
+    [other] = [p for p in posts if p is not post]
+    rkey = post.external_id.rsplit("/", 1)[-1]
+    assert post.url == f"https://bsky.app/profile/{author}/post/{rkey}"  # a link that opens
+    assert post.author == f"@{author}" and post.in_reply_to == f"@{replied_to}"
+    assert other.author == "@otherdad.bsky.social"
 
 
 def test_it_asks_for_the_latest_posts_since_the_last_sweep(harness: Harness) -> None:

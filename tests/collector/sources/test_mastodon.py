@@ -10,7 +10,7 @@ from collector.sources.mastodon import MastodonSource
 from tests.collector.fakes.corpus import Item, more_items, recent
 from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
 from tests.collector.fakes.mastodon import TOKEN, FakeMastodon
-from tests.collector.fakes.server import FakeServer
+from tests.collector.fakes.server import FakeServer, Reply
 
 NAME = "Amira Hassan"
 TAG_PATH = "/api/v1/timelines/tag/NHS"
@@ -73,6 +73,47 @@ def test_search_pages_back_only_as_far_as_the_last_sweep(server: FakeServer) -> 
     assert len(posts) == 3
     assert len(server.calls(SEARCH_PATH)) == before + 1
     assert server.calls(SEARCH_PATH)[-1].arg("q") == f'"{NAME}"'
+
+
+def two_tags_and_search(server: FakeServer) -> MastodonSource:
+    """#GPUK first, a hashtag the fake instance has never seen, then #NHS and the name search."""
+    settings = source_settings(
+        sources__mastodon__enabled=True,
+        sources__mastodon__instances=[server.base_url],
+        sources__mastodon__access_token=TOKEN,
+        sources__mastodon__hashtags=["GPUK", "NHS"],
+        sources__mastodon__search=True,
+    )
+    return MastodonSource(Context(settings=settings, names=[NAME]))
+
+
+def test_a_hashtag_the_instance_has_never_seen_is_an_empty_timeline_not_a_failure(
+    harness: Harness,
+) -> None:
+    source = two_tags_and_search(harness.server)
+    state: dict = {}
+    for _poll in range(2):  # and on the next poll too: nothing stays stuck on #GPUK
+        seen = len(harness.api.items)
+        harness.seed(3)
+        posts, batch = fetch_all(source, state)
+        state = batch.state
+        assert batch.error is None
+        assert {post.text for post in posts} == {item.text + " #NHS" for item in harness.api.items[seen:]}
+    assert len(harness.server.calls("/api/v1/timelines/tag/GPUK")) == 2
+    assert len(harness.server.calls(SEARCH_PATH)) == 2
+
+
+def test_a_404_without_mastodons_json_error_is_a_wrong_instance_url_and_the_rest_is_still_read(
+    harness: Harness,
+) -> None:
+    harness.seed(3)
+    not_found = Reply(404, b"<html>Not Found</html>")  # not a Mastodon server at this URL
+    harness.server.fail(not_found, path="/api/v1/timelines/tag/GPUK")
+    harness.server.fail(not_found, path="/api/v1/instance/?")
+    posts, batch = fetch_all(two_tags_and_search(harness.server))
+    assert batch.error is not None and batch.error.permanent
+    assert "check the instance URL" in batch.error.message and "#GPUK" in batch.error.message
+    assert len({post.external_id for post in posts}) == 3  # #NHS and the search were still read
 
 
 def test_it_turns_statuses_into_posts_with_plain_text(harness: Harness) -> None:

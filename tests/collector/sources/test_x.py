@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from collector.matching import Entity, Matcher, load_entities
 from collector.post import Post
 from collector.sources.base import Context
-from collector.sources.x import XSource, snowflake_time
+from collector.sources.x import XSource, next_month, snowflake_time
 from collector.store import StoreReport, store_matched
 from tests.collector.fakes.corpus import Item, more_items, recent
 from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
@@ -148,6 +148,46 @@ def test_the_budget_warns_at_80_percent_once_and_stops_reading_at_100(harness: H
     posts, batch = fetch_all(harness.source(), batch.state)
     assert posts == [] and batch.notices == []  # stopped, and told only once
     assert len(harness.server.calls(PATH)) == calls + 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "permanent", "resumes"),
+    [
+        ("rate_limited", False, "within the hour"),
+        ("usage_capped", True, "next month"),
+    ],
+    ids=["a rate limit", "the monthly usage cap"],
+)
+def test_x_s_monthly_usage_cap_stops_reading_until_next_month_a_rate_limit_only_until_its_reset(
+    harness: Harness, fault: str, permanent: bool, resumes: str
+) -> None:
+    harness.seed(3)
+    harness.server.fail(getattr(harness.api, fault)(), path=PATH, times=None)
+    posts, batch = fetch_all(harness.source())
+    error = batch.error
+    assert posts == [] and error is not None and error.retry_after is not None
+    assert error.permanent is permanent  # permanent: the operator is told at once
+    assert len(harness.server.calls(PATH)) == 1  # neither is retried
+    now = datetime.now(UTC)
+    if resumes == "next month":
+        assert error.retry_after == next_month(now)
+        assert "monthly usage cap" in error.message and f"{next_month(now):%d %B %Y}" in error.message
+    else:
+        assert now < error.retry_after < now + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("now", "resume"),
+    [
+        (datetime(2026, 12, 7, 20, 15, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)),
+        (datetime(2026, 1, 31, 23, 59, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)),
+        (datetime(2026, 11, 1, 0, 0, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)),
+    ],
+)
+def test_the_usage_cap_renews_at_midnight_utc_on_the_first_of_next_month(
+    now: datetime, resume: datetime
+) -> None:
+    assert next_month(now) == resume
 
 
 def test_a_new_month_starts_a_new_budget(harness: Harness) -> None:
