@@ -199,7 +199,9 @@ def sweep(
     (a hashtag unknown to the server, a rejected search) cannot block the queries after it: after
     a permanent error the other queries carry on; after a transient one (the network, a 5xx
     after retries) the batch stops and the next poll carries on with the next query. The batch
-    reports the failure (``failed``), so the poll is still recorded as failed.
+    reports the failure (``failed``), so the poll is still recorded as failed. A query that fails
+    before it was ever read keeps the start it should have read from (``from``), so its backfill
+    window is not lost to the next pass's later start.
     """
     queries = list(dict.fromkeys(queries))
     known = state.get("queries", {})
@@ -217,13 +219,16 @@ def sweep(
                 more = pages >= max_pages
                 return _batch(state, progress, posts, this_pass, more=more, error=failed(failures))
             try:
-                page = fetch_page(query, entry.get("since"), entry.get("cursor"), start)
+                since_start = parse_time(entry["from"]) if "from" in entry else start
+                page = fetch_page(query, entry.get("since"), entry.get("cursor"), since_start)
             except SourceError as exc:
                 if exc.retry_after is not None:  # a rate limit covers every query: stop, resume here
                     return _batch(state, progress, posts, this_pass, error=failed([("", exc), *failures]))
                 # This query is skipped for this pass, its marker and cursor kept, so that it can
                 # never starve the queries after it; the next pass tries it again.
                 entry["pass"] = this_pass
+                if entry.get("since") is None:  # never read yet: next pass, from where it should have
+                    entry.setdefault("from", start.isoformat())
                 failures.append((query, exc))
                 if exc.transient:  # the server or the network is failing: the next poll carries on
                     return _batch(state, progress, posts, this_pass, error=failed(failures))
@@ -236,6 +241,7 @@ def sweep(
             if page.cursor is None:
                 entry["since"] = entry.pop("newest", None) or entry.get("since")
                 entry["pass"] = this_pass
+                entry.pop("from", None)
     batch = _batch(state, progress, posts, this_pass, error=failed(failures))
     batch.state.pop("pass", None)
     batch.state["last_pass"] = this_pass

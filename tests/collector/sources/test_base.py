@@ -203,3 +203,18 @@ def test_retrying_retries_transient_errors_only() -> None:
 )
 def test_html_becomes_plain_text(markup: str, text: str) -> None:
     assert html_to_text(markup) == text
+
+
+def test_a_new_query_that_fails_reads_from_where_it_should_have_at_the_next_pass() -> None:
+    starts: list[datetime] = []
+
+    def fails_once(query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
+        starts.append(start)
+        if len(starts) == 1:
+            raise TRANSIENT
+        return Page([])
+
+    batch = sweep(["q"], {}, fails_once, max_pages=10, first_start=START)  # fails at once
+    batch = sweep(["q"], batch.state, fails_once, max_pages=10, first_start=START)  # the pass ends
+    sweep(["q"], batch.state, fails_once, max_pages=10, first_start=START)  # the next pass
+    assert starts == [START, START]  # not the next pass's start: the backfill window is not lost
