@@ -79,6 +79,24 @@ def test_times_in_the_file_are_on_the_practices_clock_in_summer_too(
     assert "starts with '" not in parts(message)[0]  # nothing was escaped, so nothing is said
 
 
+def test_a_time_in_the_hour_the_clocks_go_back_says_which_of_the_two_it_is(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    assert alice.recipient
+    make.mention(alice, text="earlier", created_at=datetime(2026, 10, 25, 0, 30, tzinfo=UTC))  # 01:30 BST
+    make.mention(alice, text="later", created_at=datetime(2026, 10, 25, 1, 30, tzinfo=UTC))  # 01:30 GMT
+    make.mention(alice, text="after", created_at=datetime(2026, 10, 25, 2, 30, tzinfo=UTC))  # 02:30 GMT
+    build_digests(engine, config, Week(2026, 43), now=datetime(2026, 10, 26, 8, tzinfo=UTC))
+    file = attached(digest_for(session, alice.recipient.email))
+    assert file is not None
+    posted = {row["Text"]: row["Posted (Europe/London)"] for row in file[1]}
+    assert posted == {
+        "earlier": "2026-10-25 01:30 BST",
+        "later": "2026-10-25 01:30 GMT",
+        "after": "2026-10-25 02:30",
+    }
+
+
 def test_within_a_label_the_highest_score_comes_first_as_in_the_email(
     session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
 ) -> None:
