@@ -46,6 +46,14 @@ def runtime_for(settings: Settings, server: FakeServer, **overrides: object) -> 
     return Runtime(settings.with_overrides(**{**values, **overrides}))
 
 
+def x_only(server: FakeServer, **overrides: object) -> dict[str, object]:
+    """Settings for X alone, on the fake server, ten posts a page."""
+    return {
+        "sources__rss__enabled": False, "sources__x__enabled": True, "sources__x__base_url": server.base_url,
+        "sources__x__bearer_token": X_TOKEN, "sources__x__max_results": 10, **overrides,
+    }  # fmt: skip
+
+
 def careopinion_at(server: FakeServer) -> dict[str, object]:
     return {
         "sources__careopinion__enabled": True,
@@ -232,11 +240,7 @@ def test_a_batch_the_database_refuses_still_counts_against_the_x_read_budget(
 ) -> None:
     api = FakeX(server)
     api.items += more_items(api.items, 30, NAMING_ALICE)
-    runtime = runtime_for(
-        settings, server,
-        sources__rss__enabled=False, sources__x__enabled=True, sources__x__base_url=server.base_url,
-        sources__x__bearer_token=X_TOKEN, sources__x__max_results=10, sources__x__monthly_read_budget=20,
-    )  # fmt: skip
+    runtime = runtime_for(settings, server, **x_only(server, sources__x__monthly_read_budget=20))
     monkeypatch.setattr(collector.run, "store_matched", refuse_to_store)
     [report] = collect_once(runtime)
     assert report.error and "could not store what it read" in report.error
@@ -254,11 +258,7 @@ def test_x_s_monthly_usage_cap_tells_the_operator_at_once_and_x_waits_for_next_m
 ) -> None:
     api = FakeX(server)
     api.items += more_items(api.items, 3, NAMING_ALICE)
-    runtime = runtime_for(
-        settings, server,
-        sources__rss__enabled=False, sources__x__enabled=True, sources__x__base_url=server.base_url,
-        sources__x__bearer_token=X_TOKEN, sources__x__max_results=10,
-    )  # fmt: skip
+    runtime = runtime_for(settings, server, **x_only(server))
     server.fail(api.usage_capped(), path=X_PATH, times=None)
     [report] = collect_once(runtime)
     assert report.error and "monthly usage cap" in report.error
