@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
@@ -87,15 +87,17 @@ def route_batch(session: Session, config: AlertsConfig, now: datetime) -> Routin
             )
         else:
             routed.classified_at, routed.routed_at = classification.classified_at, now
-        report.alerted += _route_mention(session, config, mention, classification.labels, now)
+        report.alerted += _route_mention(
+            session, config, mention, classification.labels, now, first=routed is None
+        )
         report.routed += 1
     return report
 
 
 def _route_mention(
-    session: Session, config: AlertsConfig, mention: Mention, labels: list[str], now: datetime
+    session: Session, config: AlertsConfig, mention: Mention, labels: list[str], now: datetime, first: bool
 ) -> int:
-    age = now - mention.created_at
+    age = _age(mention, now, first)
     urgent = [label for label in LABELS if label in labels and label in config.immediate]
     timely = [
         label
@@ -120,6 +122,17 @@ def _route_mention(
             alert.items.append(AlertMention(mention_id=mention.id, recipient_id=recipient.id))
             count += 1
     return count
+
+
+def _age(mention: Mention, now: datetime, first: bool) -> timedelta:
+    """How late Vigil is with this post, which decides whether it is still worth an immediate alert.
+
+    The first time, that is how old it was when found: a post found at once but labelled days later
+    (a classifier or routing outage) is news nobody has had, and still goes out at once. After
+    that (a relabel, a new link), it is its age now, so that reclassifying old posts after a model
+    change does not send a flood of stale alerts.
+    """
+    return (mention.collected_at if first else now) - mention.created_at
 
 
 def _audience(

@@ -30,6 +30,7 @@ from vigil.models import (
     Recipient,
     Scope,
 )
+from vigil.models.base import utcnow
 from vigil.settings import Settings
 
 
@@ -262,9 +263,30 @@ def test_posts_found_late_go_to_the_digest_only_unless_they_are_recent_enough_th
     days_old: int,
     alerted: bool,
 ) -> None:
-    make.mention(alice, labels=[label], created_at=NOW - timedelta(days=days_old))
+    make.mention(alice, labels=[label], created_at=NOW - timedelta(days=days_old), found_at=NOW)
     assert route(engine, config).routed == 1
     assert bool(alerts_sent(session)) is alerted
+
+
+def test_abuse_found_at_once_but_labelled_days_later_is_still_alerted(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    """After a classifier outage the practice has not heard of the post: it is news, however old."""
+    posted = NOW - timedelta(days=5)
+    make.mention(alice, labels=["abusive"], created_at=posted, found_at=posted + timedelta(minutes=10))
+    route(engine, config)
+    assert len(alerts_sent(session)) == 1
+
+
+def test_an_old_post_relabelled_after_a_model_change_goes_to_the_digest_only(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    posted = NOW - timedelta(days=5)
+    mention = make.mention(alice, labels=["critical"], created_at=posted)
+    route(engine, config, now=posted + timedelta(hours=1))
+    make.relabel(mention, ("abusive",), classified_at=NOW)
+    assert route(engine, config).routed == 1
+    assert alerts_sent(session) == []
 
 
 def test_a_threat_is_never_held_to_a_shorter_limit_than_other_labels(
@@ -324,11 +346,16 @@ def test_a_post_seen_again_naming_a_newly_registered_doctor_alerts_only_their_pr
     )
 
 
+def just_now() -> datetime:
+    """When a post the collector stores now was posted: it records the time it found it by the real clock."""
+    return utcnow() - timedelta(minutes=5)
+
+
 def alert_entry(tenancy: Tenancy) -> tuple[Post, list[EntityMatch]]:
     """One article as it reaches the Google Alerts feed of this practice's doctor."""
     doctor = tenancy.doctors[0]
     text = f"Dr {doctor.full_name} will get what is coming"
-    entry = Post("rss", f"alert:{doctor.id}", "https://news.example/gp-row", "", NOW, text)
+    entry = Post("rss", f"alert:{doctor.id}", "https://news.example/gp-row", "", just_now(), text)
     return entry, [EntityMatch(doctor.id, None, doctor.full_name, "name")]
 
 
@@ -366,7 +393,7 @@ def zara_with_her_own_alerts(session: Session, alice: Tenancy) -> tuple[Doctor, 
 
 def zara_entry(colleague: Doctor) -> tuple[Post, list[EntityMatch]]:
     """The same article as it reaches Dr Khan's own Google Alert."""
-    entry = Post("rss", "alert:zara", "https://news.example/gp-row", "", NOW, "Dr Zara Khan will get hers")
+    entry = Post("rss", "alert:zara", "https://news.example/gp-row", "", just_now(), "Dr Zara Khan will get hers")
     return entry, [EntityMatch(colleague.id, None, "Zara Khan", "name")]
 
 
