@@ -53,6 +53,9 @@ from vigil.runtime import Runtime
 log = logging.getLogger(__name__)
 
 URGENT, NORMAL = 0, 1  # alerts and operator emails go before digests
+# Kinds of email a recipient subscribes to, which carry List-Unsubscribe: the weekly digests.
+# Never a safety alert, which one tap in a mail client should not seem to end.
+SUBSCRIPTIONS = frozenset({"digest", "cases-digest"})
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def compose(
     message["Subject"] = oneline(subject, 250)
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id
-    if unsubscribe:  # a subscription (the digest), never a safety alert one tap can silence
+    if unsubscribe:
         message["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in unsubscribe_targets(config))
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: autoresponders must not reply
     message["X-Auto-Response-Suppress"] = "All"
@@ -172,7 +175,7 @@ def enqueue(
         html=html,
         images=images,
         attachments=attachments,
-        unsubscribe=kind == "digest",
+        unsubscribe=kind in SUBSCRIPTIONS,
     )
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     statement = (

@@ -99,6 +99,7 @@ def test_a_threat_emails_every_org_recipient_once_and_no_practice(
     detect(rt, now=T0 + hours(0.2))  # a second run finds nothing new to say
     [message] = inbox.messages
     assert message["To"].addresses[0].addr_spec == "cases@mdo.example"
+    assert message["List-Unsubscribe"] is None  # not a subscription one tap should seem to end
     assert (
         message["Subject"].strip()
         == "[Vigil] Emerging case #1: Possible threat against Dr Amira Hassan (GMC 1000001, Alice Road Surgery)"
@@ -235,6 +236,7 @@ def test_the_weekly_digest_lists_cases_members_and_a_trend_chart(
     assert send_due_digest(rt, now=DIGEST_DUE + timedelta(minutes=10)) == 0  # already sent
     [message] = inbox.messages
     assert message["To"].addresses[0].addr_spec == "cases@mdo.example"
+    assert message["List-Unsubscribe"]  # a subscription, as the practices' digests are
     assert (
         message["Subject"].strip() == "[Vigil] Emerging cases, week of 2–8 November 2026: 1 new, 1 still open"
     )
