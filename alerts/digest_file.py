@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from alerts.config import AlertsConfig
 from alerts.outbox import Attachment
-from alerts.render import sortable_time
 from alerts.views import LABEL_TITLES, MentionView, mention_views
 from alerts.weeks import Week
 from collector.sources.files import escape_cell
+from vigil.clock import sortable_time
 from vigil.labels import LABELS
 from vigil.models import Classification, Recipient
 from vigil.scope import reached_between

@@ -35,6 +35,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -45,6 +46,7 @@ from alerts.config import EmailConfig
 from alerts.render import RenderedEmail, oneline
 from alerts.transports import Email, Transport, TransportError, make_transport
 from vigil.claims import claim
+from vigil.clock import sortable_time
 from vigil.db import transaction
 from vigil.models import OperatorEvent, OutboxMessage, OutboxStatus, Recipient, utcnow
 from vigil.ops import raise_operator_event
@@ -469,7 +471,8 @@ def status_section(runtime: Runtime, session: Session) -> tuple[str, list[tuple[
         )
     )
     if next_retry is not None:
-        rows.append(("Next retry", next_retry.isoformat(timespec="seconds")))
+        zone = ZoneInfo(runtime.settings.digest.timezone)
+        rows.append(("Next retry", sortable_time(next_retry, zone)))
     failures = session.execute(
         select(OutboxMessage.id, OutboxMessage.recipient_email, OutboxMessage.kind, OutboxMessage.last_error)
         .where(OutboxMessage.status == OutboxStatus.FAILED)

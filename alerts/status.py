@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.config import load_config
-from alerts.render import sortable_time
 from alerts.routing import UNROUTED
 from alerts.weeks import Week, scheduled_time
+from vigil.clock import sortable_time
 from vigil.models import Alert, Mention, OutboxMessage, RoutedMention, utcnow
 from vigil.runtime import Runtime
 

@@ -10,9 +10,9 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from alerts.render import sortable_time
 from cases.detect import pending_count
 from cases.workflow import entity_names, entity_ref
+from vigil.clock import sortable_time
 from vigil.models import Case, CaseMention, Classification, Mention, MentionEntity
 from vigil.models.cases import OPEN_STATUSES, CaseStatus, Severity
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import re
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import cast
@@ -207,6 +208,17 @@ def test_a_refused_recipient_is_recorded_and_shown_in_status(
     assert any(
         "person2@alert.example: recipient refused: 550 5.1.1 no such user" in value for _, value in rows
     )
+
+
+def test_status_gives_the_next_retry_on_the_organisations_clock(
+    session: Session, engine: Engine, config: AlertsConfig, runtime: Runtime
+) -> None:
+    put(session, config, 1)
+    transport = ScriptedTransport(config.email, {"person0@alert.example": [TransportError("421 busy")]})
+    summer = datetime(2027, 7, 1, 9, 0, tzinfo=UTC)
+    deliver(engine, config.email, transport, now=summer)
+    rows = dict(status_section(runtime, session)[1])
+    assert re.fullmatch(r"2027-07-01 10:0[12] BST", rows["Next retry"])  # a minute or two later
 
 
 def test_a_message_failing_past_the_last_attempt_fails_for_good(

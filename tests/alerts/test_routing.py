@@ -393,7 +393,9 @@ def zara_with_her_own_alerts(session: Session, alice: Tenancy) -> tuple[Doctor, 
 
 def zara_entry(colleague: Doctor) -> tuple[Post, list[EntityMatch]]:
     """The same article as it reaches Dr Khan's own Google Alert."""
-    entry = Post("rss", "alert:zara", "https://news.example/gp-row", "", just_now(), "Dr Zara Khan will get hers")
+    entry = Post(
+        "rss", "alert:zara", "https://news.example/gp-row", "", just_now(), "Dr Zara Khan will get hers"
+    )
     return entry, [EntityMatch(colleague.id, None, "Zara Khan", "name")]
 
 

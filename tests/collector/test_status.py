@@ -9,10 +9,10 @@ from vigil.models import SourceState
 from vigil.settings import Settings
 
 
-def test_status_shows_each_sources_health_checkpoint_and_x_spending(
+def test_status_shows_each_sources_health_checkpoint_and_x_spending_on_the_organisations_clock(
     session: Session, settings: Settings
 ) -> None:
-    now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    now = datetime(2026, 7, 24, 8, 0, tzinfo=UTC)  # 09:00 in London
     session.add_all(
         [
             SourceState(
@@ -20,7 +20,7 @@ def test_status_shows_each_sources_health_checkpoint_and_x_spending(
                 checkpoint={
                     "queries": {"q1": {}, "q2": {}},
                     "last_pass": now.isoformat(),
-                    "usage": {"month": "2026-11", "reads": 8500},
+                    "usage": {"month": "2026-07", "reads": 8500},
                 },
                 checkpoint_at=now,
                 last_success_at=now,
@@ -42,12 +42,12 @@ def test_status_shows_each_sources_health_checkpoint_and_x_spending(
             settings.with_overrides(sources__x__enabled=True, sources__x__monthly_read_budget=10000), session
         )
     )
-    assert rows["x"].startswith("enabled; last success 2026-11-24 08:00 UTC")
+    assert rows["x"].startswith("enabled; last success 2026-07-24 09:00 BST")
     assert (
         rows["x checkpoint"]
-        == "saved 2026-11-24 08:00 UTC, 2 queries, last full pass began 2026-11-24 08:00 UTC"
+        == "saved 2026-07-24 09:00 BST, 2 queries, last full pass began 2026-07-24 09:00 BST"
     )
-    assert rows["x reads this month"] == "8,500 of 10,000 (85%) in 2026-11, about $42.50"
+    assert rows["x reads this month"] == "8,500 of 10,000 (85%) in 2026-07, about $42.50"
     assert "FAILING (3 in a row): Bluesky could not be reached" in rows["bluesky"]
     assert "SECRET-SESSION" not in str(rows)
     assert rows["reddit"] == "disabled"

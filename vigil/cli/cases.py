@@ -104,7 +104,7 @@ def local(rt: Any, moment: str) -> str:
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from alerts.render import sortable_time
+    from vigil.clock import sortable_time
 
     when = datetime.fromisoformat(moment)
     when = when if when.tzinfo else when.replace(tzinfo=UTC)  # stored times are UTC
