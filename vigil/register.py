@@ -159,6 +159,11 @@ def read_csv(path: Path, errors: list[RowError]) -> CsvFile | None:
     return CsvFile(path, kind, rows)
 
 
+def csv_problem(exc: csv.Error) -> str:
+    """A CSV syntax error (strict reading) for the operator, at the line its record starts on."""
+    return f'is not valid CSV ({exc}): look for a stray quote ("); inside a quoted cell, write one as ""'
+
+
 def detect_kind(header: list[str]) -> Kind | None:
     for kind in Kind:
         if set(REQUIRED[kind]) <= set(header):

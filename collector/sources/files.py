@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from collector.post import Post
 from collector.run import match_posts
 from collector.store import StoreReport, store_matched
-from vigil.register import RegisterImportError, RowError
+from vigil.register import RegisterImportError, RowError, csv_problem
 from vigil.settings import Settings
 
 FIELDS = ("source", "external_id", "url", "author", "created_at", "text")
@@ -113,21 +113,28 @@ def _jsonl_rows(path: Path, text: str, errors: list[RowError]) -> Iterator[tuple
 
 def _csv_rows(path: Path, text: str, errors: list[RowError]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Rows with the physical line each record starts on (``line_num`` counts the lines of
-    multi-line cells); a plain ``csv.reader``, as ``DictReader`` skips blank lines unseen."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = [column.strip() for column in next(reader, [])]
-    missing = [field for field in REQUIRED if field not in header]
-    if missing:
-        found = ",".join(header) or "nothing"
-        errors.append(RowError(str(path), 1, missing[0], f"column is missing (the header has {found})"))
-        return
-    start = reader.line_num + 1
-    for row in reader:
-        if len(row) > len(header):
-            errors.append(RowError(str(path), start, "", "has more fields than the header"))
-        elif any(row):
-            yield start, {key: unescape_cell(value) for key, value in zip(header, row, strict=False)}
+    multi-line cells); a plain ``csv.reader``, as ``DictReader`` skips blank lines unseen.
+
+    Strict, so that a stray quote is an error at the line it is on: the lenient reader would run
+    the rest of the file into one cell, and the posts after it would be lost without a word."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        header = [column.strip() for column in next(reader, [])]
+        missing = [field for field in REQUIRED if field not in header]
+        if missing:
+            found = ",".join(header) or "nothing"
+            errors.append(RowError(str(path), 1, missing[0], f"column is missing (the header has {found})"))
+            return
         start = reader.line_num + 1
+        for row in reader:
+            if len(row) > len(header):
+                errors.append(RowError(str(path), start, "", "has more fields than the header"))
+            elif any(row):
+                yield start, {key: unescape_cell(value) for key, value in zip(header, row, strict=False)}
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        errors.append(RowError(str(path), start, "", csv_problem(exc)))
 
 
 def _validate(file: str, line: int, values: dict[str, Any], errors: list[RowError]) -> Post | None:

@@ -152,6 +152,38 @@ def test_a_csv_row_with_more_fields_than_the_header_is_refused(tmp_path: Path) -
         read_posts(path)
 
 
+@pytest.mark.parametrize(
+    "stray",
+    [
+        pytest.param(
+            'reviews,r-2,,,2026-11-20T09:30:00Z,"Dr Amira Hassan kept me waiting\n', id="never closed"
+        ),
+        pytest.param('reviews,r-2,,,2026-11-20T09:30:00Z,"Dr Amira" Hassan\n', id="closed mid-cell"),
+    ],
+)
+def test_a_stray_quote_in_a_csv_names_its_line_and_imports_nothing(
+    stray: str, session: Session, settings: Settings, alice: Tenancy, tmp_path: Path
+) -> None:
+    """The lenient reader ran every later post into one cell, and stored the file short."""
+    path = tmp_path / "a.csv"
+    later = CSV_GOOD.replace("r-1", "r-3") + CSV_GOOD.replace("r-1", "r-4")
+    path.write_text(CSV_HEADER + CSV_GOOD + stray + later, encoding="utf-8")
+    with pytest.raises(PostImportError) as caught:
+        import_posts(session, settings, path)
+    [error] = [str(e) for e in caught.value.errors]
+    assert error.startswith(f"{path}:3: is not valid CSV (")
+    assert "stray quote" in error
+    session.rollback()
+    assert session.scalars(select(Mention)).all() == []
+
+
+def test_a_csv_cell_too_long_to_read_is_an_error_naming_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(CSV_HEADER + CSV_GOOD + CSV_GOOD.replace("Hassan", "x" * 200_000), encoding="utf-8")
+    with pytest.raises(PostImportError, match=r"a.csv:3: is not valid CSV \(field larger than field limit"):
+        read_posts(path)
+
+
 def test_a_csv_without_a_required_column_is_refused(tmp_path: Path) -> None:
     path = csv_file(tmp_path / "a.csv", {"source": "x", "text": "t"}, header=["source", "text"])
     with pytest.raises(PostImportError, match="external_id: column is missing"):
