@@ -129,8 +129,14 @@ def read_csv(path: Path, errors: list[RowError]) -> CsvFile | None:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         errors.append(RowError(name, line, "", "is not UTF-8 text (save the file as UTF-8)"))
         return None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [column.strip() for column in reader.fieldnames or []]
+    # Strict, and a plain reader that gives the line each record starts on: a stray quote is an
+    # error at its own line, not a cell that runs on to the end of the file and is named there.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = [column.strip() for column in next(reader, [])]
+    except csv.Error as exc:
+        errors.append(RowError(name, 1, "", csv_problem(exc)))
+        return None
     kind = detect_kind(header)
     if kind is None:
         errors.append(
@@ -147,15 +153,21 @@ def read_csv(path: Path, errors: list[RowError]) -> CsvFile | None:
     if unknown:
         errors.append(RowError(name, 1, unknown[0], f"unknown column for a {kind} file"))
         return None
-    reader.fieldnames = header
     rows = []
-    for values in reader:
-        if None in values:
-            errors.append(RowError(name, reader.line_num, "", "more fields than the header has"))
-            continue
-        cleaned = {key: (value or "").strip() for key, value in values.items()}
-        if any(cleaned.values()):
-            rows.append(Row(name, reader.line_num, cleaned))
+    start = reader.line_num + 1
+    try:
+        for values in reader:
+            if len(values) > len(header):
+                errors.append(RowError(name, start, "", "more fields than the header has"))
+            else:
+                cleaned = {
+                    key: (values[i] if i < len(values) else "").strip() for i, key in enumerate(header)
+                }
+                if any(cleaned.values()):
+                    rows.append(Row(name, start, cleaned))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        errors.append(RowError(name, start, "", csv_problem(exc)))
     return CsvFile(path, kind, rows)
 
 

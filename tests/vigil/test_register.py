@@ -116,7 +116,7 @@ def test_it_accepts_a_byte_order_mark_and_multi_valued_fields(session: Session, 
             PRACTICES + "A12345,S,,,,ftp://x\n",
             "p.csv:2: website: 'ftp://x' is not an http(s) URL",
         ),
-        ("p.csv", PRACTICES + 'A12345,"Two\nLines",,,,\n', "p.csv:3: name: contains a line break"),
+        ("p.csv", PRACTICES + 'A12345,"Two\nLines",,,,\n', "p.csv:2: name: contains a line break"),
         (
             "d.csv",
             DOCTORS + "123456,Dr A,,,,,\n",
@@ -165,6 +165,27 @@ def test_a_file_that_is_not_utf8_is_refused(session: Session, tmp_path: Path) ->
     path.write_bytes((PRACTICES + "A12345,Caf\xe9 Surgery,,,,\n").encode("latin-1"))
     with pytest.raises(RegisterImportError, match="p.csv:2: is not UTF-8"):
         import_register(session, [path], "MDO")
+
+
+@pytest.mark.parametrize(
+    "stray",
+    [
+        pytest.param('A12346,"Stray Surgery,Leeds,,,\n', id="never closed"),
+        pytest.param('A12346,"Stray" Surgery,Leeds,,,\n', id="closed mid-cell"),
+    ],
+)
+def test_a_stray_quote_names_the_line_it_is_on_and_imports_nothing(
+    session: Session, tmp_path: Path, stray: str
+) -> None:
+    """The lenient reader ran the rest of the file into one cell, and named the file's last line."""
+    later = "".join(f"A1235{n},Surgery {n},Leeds,,,\n" for n in range(5))
+    path = csv_file(tmp_path, "p.csv", PRACTICES + "A12345,Surgery,Leeds,,,\n" + stray + later)
+    with pytest.raises(RegisterImportError) as raised:
+        import_register(session, [path], "MDO")
+    [error] = [str(e) for e in raised.value.errors]
+    assert error.startswith(f"{path}:3: is not valid CSV (")
+    assert "stray quote" in error
+    assert count(session, Practice) == 0
 
 
 def test_one_bad_row_imports_nothing_from_any_file(session: Session, tmp_path: Path) -> None:
