@@ -138,6 +138,19 @@ def read_csv(path: Path, errors: list[RowError]) -> CsvFile | None:
         errors.append(RowError(name, 1, "", csv_problem(exc)))
         return None
     kind = detect_kind(header)
+    meant = [k for k in Kind if REQUIRED[k][0] in header]  # its key column says what it is for
+    if kind is None and len(meant) == 1:
+        missing = [column for column in REQUIRED[meant[0]] if column not in header]
+        errors.append(
+            RowError(
+                name,
+                1,
+                missing[0],
+                f"column is missing from this {meant[0]} file "
+                f"(missing: {','.join(missing)}; the header needs {','.join(REQUIRED[meant[0]])})",
+            )
+        )
+        return None
     if kind is None:
         errors.append(
             RowError(

@@ -144,6 +144,17 @@ def test_it_accepts_a_byte_order_mark_and_multi_valued_fields(session: Session, 
         ),
         ("x.csv", "foo,bar\n1,2\n", "x.csv:1: header 'foo,bar' is not a register file"),
         (
+            "d.csv",
+            DOCTORS.replace(",town", "") + "1234567,Dr A,,,,,\n",
+            "d.csv:1: town: column is missing from this doctors file (missing: town; the header needs "
+            "gmc_number,full_name,aliases,handles,practice_ods_code,specialty,town)",
+        ),
+        (
+            "r.csv",
+            "email,name\na@b.example,X\n",
+            "r.csv:1: scope: column is missing from this recipients file",
+        ),
+        (
             "x.csv",
             "email,name,scope,emial\n",
             "x.csv:1: emial: unknown column for a recipients file",
