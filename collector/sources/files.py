@@ -150,7 +150,8 @@ def _validate(file: str, line: int, values: dict[str, Any], errors: list[RowErro
             value = ""
         if not isinstance(value, str):
             fail(field, f"must be text, not {type(value).__name__}")
-            value = ""
+            fields[field] = ""
+            continue  # not also "must not be empty": it is there, only not text
         fields[field] = value.strip() if field != "text" else value
         if field in REQUIRED and not fields[field].strip():
             fail(field, "must not be empty")

@@ -86,6 +86,13 @@ def test_every_bad_line_is_reported_with_its_line_and_field(tmp_path: Path) -> N
     assert "nothing was imported" in str(caught.value)
 
 
+def test_a_number_where_text_belongs_is_one_error_not_also_an_empty_one(tmp_path: Path) -> None:
+    path = jsonl(tmp_path / "a.jsonl", {**GOOD, "external_id": 5})
+    with pytest.raises(PostImportError) as caught:
+        read_posts(path)
+    assert [str(e) for e in caught.value.errors] == [f"{path}:1: external_id: must be text, not int"]
+
+
 def test_csv_errors_name_the_line_where_the_record_starts(tmp_path: Path) -> None:
     multiline = {**GOOD, "external_id": "r-2", "text": "line one\nline two"}
     path = csv_file(
