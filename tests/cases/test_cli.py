@@ -92,6 +92,12 @@ def test_list_filters_by_status(threat_case: int) -> None:
     assert "error: --status 'shut': expected one of new, triaged, escalated, closed, open, all" in output
 
 
+def test_list_with_no_cases_says_so_without_an_empty_table(env: dict[str, str]) -> None:
+    code, output = vigil("cases", "list")
+    assert code == 0, output
+    assert output == "No open cases.\n"
+
+
 def test_show_json_has_the_evidence_and_the_history(threat_case: int) -> None:
     code, output = vigil("cases", "show", str(threat_case), "--json")
     assert code == 0

@@ -83,9 +83,7 @@ def list_(
             local(rt, row["opened_at"]).replace(" ", "\n", 1),
             safe(row["title"] + "\n" + " · ".join(facts)),
         )
-    console.print(table)
-    if not rows:
-        console.print(f"No {status} cases.")
+    console.print(table if rows else f"No {status} cases.")  # not an empty table above it
 
 
 def parse_reason(reason: str) -> str | None:
