@@ -129,6 +129,11 @@ def test_status_shows_the_outbox_and_permanent_failures_which_can_be_retried(
     assert "Email outbox" in output and re.search(r"Failed\s+│ 1", output)
     assert "Failed #1" in output and "manager@a10001.example: recipient" in output and "550 5.1.1" in output
     assert vigil("alerts", "retry")[0] == 1
+    code, output = vigil("alerts", "retry", "1", "999")  # a mistyped number: an error, nothing queued
+    assert code == 1 and "error: no permanently failed message #999" in output
+    session.expire_all()
+    assert session.scalars(select(OutboxMessage.status)).one() == OutboxStatus.FAILED
+    session.rollback()  # end the read, so that the next command may write (SQLite)
     code, output = vigil("alerts", "retry", "--all")
     assert code == 0 and "1 messages queued again" in output
     session.expire_all()

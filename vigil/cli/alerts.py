@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from vigil.cli.common import console, new_app, runtime
 from vigil.errors import VigilError
-from vigil.models import Recipient
+from vigil.models import OutboxMessage, OutboxStatus, Recipient
 
 app = new_app("Route classified mentions to immediate alerts, and deliver the email outbox.")
 digest_app = new_app("Build, send and preview the weekly digests.")
@@ -44,6 +44,15 @@ def retry(
     if not ids and not all_failed:
         raise VigilError("name the messages to retry, or pass --all")
     with runtime(ctx).transaction() as session:
+        if ids:  # a mistyped number must not read as "nothing to retry"
+            failed = set(
+                session.scalars(select(OutboxMessage.id).where(OutboxMessage.status == OutboxStatus.FAILED))
+            )
+            if unknown := sorted(set(ids) - failed):
+                numbers = ", ".join(f"#{number}" for number in unknown)
+                raise VigilError(
+                    f"no permanently failed message {numbers} (`vigil status` lists them); none queued"
+                )
         count = requeue_failed(session, ids or ())
     console.print(f"{count} messages queued again; `vigil alerts send` delivers them.")
 
