@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,17 +34,23 @@ def make_engine(url: URL | str, echo: bool = False) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout so that workers can share it.
 
     Statement parameters are never put in error messages or logs (``hide_parameters``): they
-    hold post text, addresses and sources' checkpoints, which may hold session tokens."""
+    hold post text, addresses and sources' checkpoints, which may hold session tokens.
+
+    ``echo`` logs every statement through Vigil's log (standard error, in log.format), not through
+    the handler SQLAlchemy's own ``echo`` adds, which writes to standard output: there its lines
+    ran into ``vigil mentions export`` and ``--json`` output, and doubled the log's."""
     url = make_url(url)
+    if echo:
+        logging.getLogger("sqlalchemy.engine.Engine").setLevel(logging.INFO)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, echo)
-    return create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True, future=True)
+        return _sqlite_engine(url)
+    return create_engine(url, hide_parameters=True, pool_pre_ping=True, future=True)
 
 
-def _sqlite_engine(url: URL, echo: bool) -> Engine:
+def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 30})
+    engine = create_engine(url, hide_parameters=True, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

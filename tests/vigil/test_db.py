@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,21 @@ def test_a_database_error_never_carries_the_statements_values(tmp_path: Path) ->
         connection.execute(text("INSERT INTO t VALUES (1, :secret)"), {"secret": "REFRESH-TOKEN-abc"})
     assert "REFRESH-TOKEN-abc" not in str(error.value)
     engine.dispose()
+
+
+def test_echo_logs_each_statement_to_the_log_and_nothing_to_standard_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLAlchemy's own echo printed to standard output, into `vigil mentions export > file`."""
+    logger = logging.getLogger("sqlalchemy.engine.Engine")
+    level, handlers = logger.level, list(logger.handlers)
+    try:
+        engine = make_engine(f"sqlite:///{tmp_path / 'echo.db'}", echo=True)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 4242")
+        engine.dispose()
+    finally:
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+    assert capsys.readouterr().out == ""
+    assert [r for r in caplog.records if r.name == logger.name and "SELECT 4242" in r.getMessage()]
