@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from vigil.cli import app
 from vigil.paths import resource_dir
 
 runner = CliRunner()
+SAMPLE = resource_dir("config") / "sample" / "register"
 
 
 @pytest.mark.usefixtures("env")
@@ -45,3 +47,26 @@ def test_a_database_without_its_schema_says_to_upgrade_it(
     assert "no such table: practices (the database has no schema yet: run `vigil db upgrade`)" in " ".join(
         result.output.split()
     )
+
+
+def test_a_database_error_on_an_old_schema_says_to_upgrade_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """It said only "table mention_entities has no column named linked_at"."""
+    from vigil import migrate
+    from vigil.runtime import Runtime
+
+    monkeypatch.setenv("VIGIL_DATABASE__URL", f"sqlite:///{tmp_path / 'old.db'}")
+    rt = Runtime.load(None)
+    migrate.upgrade(rt.engine, "0009")  # before 0010 added mention_entities.linked_at
+    rt.close()
+    assert runner.invoke(app, ["register", "import", *map(str, sorted(SAMPLE.glob("*.csv")))]).exit_code == 0
+    posts = tmp_path / "posts.jsonl"
+    post = {"source": "files", "external_id": "1", "created_at": "2026-11-20T09:30:00Z"}
+    posts.write_text(json.dumps({**post, "text": "Dr Dan Smith at Meanwood Health Centre"}), encoding="utf-8")
+    result = runner.invoke(app, ["collect", "import", str(posts)])
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "error: database error:" in output and "Traceback" not in output
+    needs = f"this version of Vigil needs {migrate.head_revision()}"
+    assert f"(the database is at schema 0009, {needs}: run `vigil db upgrade`)" in output

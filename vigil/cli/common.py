@@ -35,14 +35,31 @@ class VigilGroup(TyperGroup):
         except (OperationalError, ProgrammingError) as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             no_schema = "no such table" in reason or ("relation" in reason and "does not exist" in reason)
-            if isinstance(exc, ProgrammingError) and not no_schema:
-                raise  # a bug, not the database's state: keep the traceback
-            hint = " (the database has no schema yet: run `vigil db upgrade`)" if no_schema else ""
+            hint = " (the database has no schema yet: run `vigil db upgrade`)" if no_schema else _stale(ctx)
+            if isinstance(exc, ProgrammingError) and not hint:
+                raise  # a bug, not the database's state (a stale schema's missing column gets the hint)
             raise fail(f"database error: {reason}{hint}") from exc
         except CommandError as exc:  # alembic: an unknown revision
             raise fail(f"migrations: {exc}") from exc
         except OSError as exc:  # a path that is a folder, missing or not writable; a port in use
             raise fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from exc
+
+
+def _stale(ctx: Any) -> str:
+    """A hint for a database error on a schema older than the code (a missing column, say)."""
+    from vigil import migrate
+
+    rt = ctx.find_root().obj
+    if not isinstance(rt, Runtime):
+        return ""
+    try:
+        current, head = migrate.current_revision(rt.engine), migrate.head_revision()
+    except Exception:  # the database is unreachable: no hint to give
+        return ""
+    if current == head:
+        return ""
+    needs = f"this version of Vigil needs {head}"
+    return f" (the database is at schema {current or 'empty'}, {needs}: run `vigil db upgrade`)"
 
 
 def new_app(help_text: str) -> typer.Typer:
