@@ -133,3 +133,12 @@ def test_export_rejects_an_unknown_format_or_recipient(env: dict[str, str]) -> N
     )
     code, output = vigil("mentions", "export", "--recipient", "nobody@example.com")
     assert code == 1 and "no recipient nobody@example.com" in output
+
+
+def test_export_help_says_what_each_kind_of_recipient_sees() -> None:
+    """It said "their practice's mentions", which a doctor's or the organisation's recipient is not."""
+    code, output = vigil("mentions", "export", "--help")
+    assert code == 0
+    helped = " ".join(output.replace("│", " ").split())
+    assert "their practice's mentions" not in helped
+    assert "a doctor's only that doctor, the organisation's everything" in helped

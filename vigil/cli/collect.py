@@ -93,7 +93,10 @@ def export(
         None, "--output", "-o", help="File to write (default: standard output)."
     ),
     recipient: str | None = typer.Option(
-        None, "--recipient", help="Only what this recipient (by email) may see: their practice's mentions."
+        None,
+        "--recipient",
+        help="Only what this recipient (by email) may see: a practice's recipient that practice and its"
+        " doctors, a doctor's only that doctor, the organisation's everything.",
     ),
 ) -> None:
     """Write stored mentions with their entities, matched text and labels (JSONL or CSV)."""
