@@ -95,6 +95,7 @@ class Declaration:
             "float": "a number",
             "bool": "true or false",
             "url": "a URL such as https://host/path",
+            "urls": "a list of URLs such as https://host/path",
             "dburl": "a database URL such as sqlite:///var/vigil.db or postgresql+psycopg://host/db",
             "secret": "a secret string",
             "path": "a file or folder path",
@@ -169,6 +170,14 @@ def _parse_url(value: Any) -> str:
     return value.strip().rstrip("/")
 
 
+def _parse_urls(value: Any) -> tuple[str, ...]:
+    """Each an http(s) URL, kept as written (a feed's trailing slash may matter)."""
+    items = _parse_list(value)
+    for item in items:
+        _parse_url(item)
+    return items
+
+
 def _parse_dburl(value: Any) -> str:
     if not isinstance(value, str) or not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
         raise ValueError
@@ -219,6 +228,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "float": _parse_number(float),
     "bool": _parse_bool,
     "url": _parse_url,
+    "urls": _parse_urls,
     "dburl": _parse_dburl,
     "secret": lambda value: Secret(_parse_str(value).strip()),
     "path": lambda value: Path(_parse_str(value)),
@@ -378,7 +388,7 @@ def load_settings(
     return Settings(values, declarations, origins)
 
 
-_EMPTY_DEFAULTS: dict[str, Any] = {"list": [], "emails": [], "map": {}, "secret": "", "str": ""}
+_EMPTY_DEFAULTS: dict[str, Any] = {"list": [], "emails": [], "urls": [], "map": {}, "secret": "", "str": ""}
 
 
 def _default_for(declaration: Declaration) -> Any:

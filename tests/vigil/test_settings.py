@@ -131,6 +131,11 @@ def test_a_bad_value_in_a_file_stops_start_up_naming_the_setting(
             "99999999999999",
             r"alerts\.max_age_hours .*from 1 to 8760, got '99999999999999'",
         ),
+        (  # it was read as a list of any strings, and each poll retried it as a transient failure
+            "VIGIL_SOURCES__RSS__FEEDS",
+            "https://www.google.com/alerts/feeds/1/2,news.example/rss",
+            r"sources\.rss\.feeds \(VIGIL_SOURCES__RSS__FEEDS\): expected a list of URLs such as https://host/path",
+        ),
     ],
 )
 def test_a_bad_environment_variable_stops_start_up_naming_it(name: str, value: str, message: str) -> None:
