@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from collector.matching import Entity, EntityMatch, MatcherCache, load_entities, register_version
 from collector.post import Post
-from collector.sources import build_source, enabled_sources
+from collector.sources import SOURCES, build_source, enabled_sources
 from collector.sources.base import Batch, Context, Source, SourceError
 from collector.store import StoreReport, insert_or_skip, store_matched
 from vigil.errors import VigilError, describe
@@ -59,6 +59,8 @@ def collect_once(
     """Run every enabled source (or one) until each has nothing more to read right now."""
     names = enabled_sources(runtime.settings)
     if source is not None:
+        if source not in SOURCES:  # a typo, not a source that is switched off
+            raise VigilError(f"there is no source {source!r}; the sources are {', '.join(SOURCES)}")
         if source not in names:
             raise VigilError(f"source {source!r} is not enabled (enabled: {', '.join(names) or 'none'})")
         names = [source]

@@ -58,6 +58,12 @@ def test_asking_for_a_source_that_is_not_enabled_is_an_error(feed: FakeFeeds) ->
     assert code == 1 and "error: source 'x' is not enabled (enabled: rss)" in output
 
 
+def test_asking_for_a_source_that_does_not_exist_names_the_sources(feed: FakeFeeds) -> None:
+    code, output = vigil("collect", "--once", "--source", "twitter")  # it said "is not enabled"
+    assert code == 1
+    assert "error: there is no source 'twitter'; the sources are x, bluesky, mastodon" in output
+
+
 def test_collect_needs_once(env: dict[str, str]) -> None:
     code, output = vigil("collect")
     assert "--once" in output  # the group's help
