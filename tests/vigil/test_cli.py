@@ -30,16 +30,6 @@ def test_help_lists_every_command_with_its_help() -> None:
         assert re.search(rf"│ {command}\s+\S", output), command
 
 
-def test_the_demo_help_gives_the_training_times_the_readme_gives() -> None:
-    """It said 10 to 15 minutes; the README measured up to 23.4 on a CPU without bfloat16."""
-    readme = " ".join((resource_dir("config").parent / "README.md").read_text(encoding="utf-8").split())
-    code, output = vigil("demo", "--help")
-    assert code == 0
-    helped = " ".join(output.replace("│", " ").split())
-    for minutes in ("7 to 14.8", "19.5 to 23.4"):
-        assert minutes in readme and minutes in helped, minutes
-
-
 @pytest.mark.usefixtures("env")
 def test_status_shows_register_counts_after_an_import() -> None:
     assert vigil("register", "import", *SAMPLE_FILES)[0] == 0

@@ -32,8 +32,8 @@ def demo(
     """Replay a fictional week of posts through the real pipeline: collect, classify, detect, alert, digest.
 
     The posts come from a local fake X API (the real tweepy code path runs); emails are written as
-    .eml files. The first run trains the classifier (on 2 cores, 7 to 14.8 minutes with bfloat16,
-    19.5 to 23.4 without); later runs reuse it.
+    .eml files. The first run trains the classifier (on 2 cores, a quarter of an hour or more: the
+    README gives the times measured); later runs reuse it.
     """
     progress = Progress(
         SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
