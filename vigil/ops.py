@@ -10,10 +10,17 @@ from vigil.models.ops import OperatorEvent
 
 log = logging.getLogger("vigil.operator")
 
+SUBJECT_LENGTH = 255  # the column's; a subject may name a feed's URL, which has no limit
+
+
+def _fit(text: str, length: int) -> str:
+    """Cut to the column, so that PostgreSQL never refuses the event (and the work it reports on)."""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
 
 def raise_operator_event(session: Session, kind: str, subject: str, message: str) -> OperatorEvent:
     """Record an event for the operator (in the caller's transaction) and log it."""
     log.error("%s: %s", subject or kind, message, extra={"event_kind": kind})
-    event = OperatorEvent(kind=kind, subject=subject, message=message)
+    event = OperatorEvent(kind=kind, subject=_fit(subject, SUBJECT_LENGTH), message=message)
     session.add(event)
     return event
