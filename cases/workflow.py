@@ -36,6 +36,7 @@ from vigil.models import (
 )
 
 SYSTEM_ACTOR = "vigil"
+NAME_LENGTH = 200  # of Case.assignee and CaseEvent.actor: PostgreSQL refuses more
 TRANSITIONS: dict[CaseStatus, tuple[CaseStatus, ...]] = {
     CaseStatus.NEW: (CaseStatus.TRIAGED,),
     CaseStatus.TRIAGED: (CaseStatus.ESCALATED, CaseStatus.CLOSED),
@@ -275,6 +276,9 @@ def refuse_wrong_change(case: Case, by: str, status: CaseStatus | None, assignee
     """
     if not by.strip():
         raise CaseError("say who is making the change (--by NAME)")
+    for option, value in (("--by", by), ("--assignee", assignee or "")):
+        if len(value) > NAME_LENGTH:
+            raise CaseError(f"{option} is {len(value)} characters long; give at most {NAME_LENGTH}")
     if by.strip().lower() == SYSTEM_ACTOR:
         raise CaseError(f"{SYSTEM_ACTOR!r} is detection's own name in the history: give yours (--by NAME)")
     if status is not None and status != case.status and status not in TRANSITIONS[case.status]:

@@ -116,6 +116,19 @@ def test_no_one_may_change_a_case_as_vigil_detections_own_name(session: Session,
     assert [event.actor for event in case.events] == ["vigil"]  # only detection's "opened"
 
 
+@pytest.mark.parametrize(
+    ("by", "assignee", "refused"), [("P" * 201, None, "--by"), ("Priya", "S" * 201, "--assignee")]
+)
+def test_a_name_longer_than_the_history_keeps_is_refused_before_anything_changes(
+    session: Session, case: Case, by: str, assignee: str | None, refused: str
+) -> None:
+    """PostgreSQL refused it mid-change, with a database error and not a word about the option."""
+    with pytest.raises(CaseError, match=f"{refused} is 201 characters long; give at most 200"):
+        update_case(session, case, by=by, assignee=assignee, note="handed over")
+    session.commit()
+    assert [event.action for event in case.events] == ["opened"] and case.assignee == ""
+
+
 def test_the_database_allows_one_open_case_per_entity_and_reason(session: Session, case: Case) -> None:
     slot = case.entities[0].open_slot
     assert slot == f"threat:doctor:{case.entities[0].doctor_id}"
