@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alerts.config import load_config
+from alerts.config import AlertsConfig, load_config
 from alerts.routing import UNROUTED
-from alerts.weeks import Week, scheduled_time
+from alerts.weeks import CATCH_UP, Week, due_week, scheduled_time
 from vigil.clock import sortable_time
 from vigil.models import Alert, Mention, OutboxMessage, RoutedMention, utcnow
 from vigil.runtime import Runtime
@@ -41,14 +41,29 @@ def alerts_section(
         ("Immediate alerts, last 7 days", str(sent or 0)),
         ("Last digests", last_digests(session)),
     ]
+    rows.append(("Next digests", next_digests(session, config, now)))
+    return "Alerts and digests", rows
+
+
+def next_digests(session: Session, config: AlertsConfig, now: datetime) -> str:
+    """The week whose digests come next: one still in its day of catch-up if none is built yet."""
     digest = config.digest
+    overdue = due_week(now, digest.weekday, digest.time, digest.timezone)
+    if overdue is not None and not _built(session, overdue):
+        since = scheduled_time(overdue.next(), digest.weekday, digest.time, digest.timezone)
+        due, until = (sortable_time(moment, digest.timezone) for moment in (since, since + CATCH_UP))
+        return f"{overdue}, due since {due} (none built yet; `vigil run` builds them until {until})"
     sending = Week.containing(now, digest.timezone)
     due = scheduled_time(sending, digest.weekday, digest.time, digest.timezone)
     if due <= now:
         sending = sending.next()
         due = scheduled_time(sending, digest.weekday, digest.time, digest.timezone)
-    rows.append(("Next digests", f"{sending.previous()}, due {sortable_time(due, digest.timezone)}"))
-    return "Alerts and digests", rows
+    return f"{sending.previous()}, due {sortable_time(due, digest.timezone)}"
+
+
+def _built(session: Session, week: Week) -> bool:
+    key = OutboxMessage.key.like(f"digest:%:{week}")
+    return session.scalar(select(func.count()).where(OutboxMessage.kind == "digest", key)) != 0
 
 
 def last_digests(session: Session) -> str:

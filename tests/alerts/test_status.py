@@ -57,6 +57,12 @@ def test_status_shows_the_last_digests_built_and_when_the_next_are_due(
     assert report.built >= 1
     assert rows_at(runtime, session, WEDNESDAY)["Last digests"] == f"2026-W46: {report.built} built"
     monday_after_eight = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+    assert rows_at(runtime, session, monday_after_eight)["Next digests"] == (
+        "2026-W47, due since 2026-11-23 08:00 GMT"
+        " (none built yet; `vigil run` builds them until 2026-11-24 08:00 GMT)"
+    )  # a day of catch-up: vigil run still sends them
+    session.commit()  # end the read: on SQLite every transaction holds the write lock
+    build_digests(engine, config, Week(2026, 47), now=monday_after_eight)
     assert (
         rows_at(runtime, session, monday_after_eight)["Next digests"] == "2026-W48, due 2026-11-30 08:00 GMT"
     )
