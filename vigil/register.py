@@ -137,6 +137,9 @@ def read_csv(path: Path, errors: list[RowError]) -> CsvFile | None:
     except csv.Error as exc:
         errors.append(RowError(name, 1, "", csv_problem(exc)))
         return None
+    if not any(header):
+        errors.append(RowError(name, 1, "", "is empty: a register file starts with its header line"))
+        return None
     kind = detect_kind(header)
     meant = [k for k in Kind if REQUIRED[k][0] in header]  # its key column says what it is for
     if kind is None and len(meant) == 1:

@@ -111,6 +111,15 @@ def test_register_export_writes_the_three_files(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.usefixtures("env")
+def test_register_export_to_a_file_says_it_needs_a_folder(tmp_path: Path) -> None:
+    existing = tmp_path / "register.csv"
+    existing.write_text("keep me", encoding="utf-8")
+    code, output = vigil("register", "export", str(existing))
+    assert code == 1 and "is a file: give a folder to write the three CSV files in" in output
+    assert existing.read_text(encoding="utf-8") == "keep me"
+
+
 def test_db_upgrade_creates_the_schema_from_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("VIGIL_DATABASE__URL", f"sqlite:///{tmp_path}/sub/dir/vigil.db")
     code, output = vigil("db", "upgrade")

@@ -143,6 +143,8 @@ def test_it_accepts_a_byte_order_mark_and_multi_valued_fields(session: Session, 
             "r.csv:2: scope: practice Z99999 is not in the register",
         ),
         ("x.csv", "foo,bar\n1,2\n", "x.csv:1: header 'foo,bar' is not a register file"),
+        ("x.csv", "", "x.csv:1: is empty: a register file starts with its header line"),
+        ("x.csv", "\n\n", "x.csv:1: is empty: a register file starts with its header line"),
         (
             "d.csv",
             DOCTORS.replace(",town", "") + "1234567,Dr A,,,,,\n",

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from vigil.cli.common import console, new_app, runtime
+from vigil.errors import VigilError
 from vigil.register import Kind, export_register, import_register
 
 app = new_app("Import and export the register of practices, doctors and recipients.")
@@ -41,6 +42,8 @@ def export(
     directory: Path = typer.Argument(..., help="Folder to write practices.csv, doctors.csv, recipients.csv."),
 ) -> None:
     """Write the register as CSV files in the same format that import reads."""
+    if directory.exists() and not directory.is_dir():
+        raise VigilError(f"{directory} is a file: give a folder to write the three CSV files in")
     with runtime(ctx).transaction() as session:
         for path in export_register(session, directory):
             console.print(f"wrote {path}")
