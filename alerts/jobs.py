@@ -21,10 +21,10 @@ from alerts.config import AlertsConfig, load_config
 from alerts.digest import DigestReport, build_digests
 from alerts.operator import notify_operator
 from alerts.outbox import DeliveryReport, deliver
-from alerts.routing import BATCH, RoutingReport, enqueue_due_alerts, route_batch
+from alerts.routing import BATCH, SCAN, RoutingReport, enqueue_due_alerts, pending_mentions, route_batch
 from alerts.weeks import Week, due_week, require_ended
 from vigil.claims import lock_routing
-from vigil.db import transaction
+from vigil.db import read_only, transaction
 from vigil.models import utcnow
 from vigil.runtime import Runtime
 
@@ -54,16 +54,29 @@ def send_alerts(runtime: Runtime, now: datetime | None = None) -> AlertsPass:
 
 
 def route_new_mentions(engine: Engine, config: AlertsConfig, now: datetime) -> RoutingReport:
-    """Route every pending mention, a batch per transaction, enqueueing alerts as they fall due."""
+    """Route every pending mention, a batch per transaction, enqueueing alerts as they fall due.
+
+    The pending mentions are found a scan at a time (``pending_mentions``, which takes no lock)
+    and routed a batch at a time; a scan that found its limit is followed by another. Mentions
+    that become pending after the last scan are routed by the next pass."""
     total = RoutingReport()
     while True:
-        with transaction(engine) as session:
-            lock_routing(session)
-            batch = route_batch(session, config, now)
-            batch.emails = enqueue_due_alerts(session, config, now)
-        total.add(batch)
-        if batch.routed < BATCH:
+        with read_only(engine) as session:
+            pending = pending_mentions(session, SCAN)
+        for start in range(0, max(len(pending), 1), BATCH):  # once at least: alerts fall due
+            total.add(route_and_enqueue(engine, config, now, pending[start : start + BATCH]))
+        if len(pending) < SCAN:
             return total
+
+
+def route_and_enqueue(engine: Engine, config: AlertsConfig, now: datetime, ids: list[int]) -> RoutingReport:
+    """One transaction under the routing lock: route those of ``ids`` still pending, then enqueue
+    the alerts that are due."""
+    with transaction(engine) as session:
+        lock_routing(session)
+        batch = route_batch(session, config, now, ids)
+        batch.emails = enqueue_due_alerts(session, config, now)
+    return batch
 
 
 def send_due_digests(runtime: Runtime, now: datetime | None = None) -> DigestReport | None:

@@ -19,7 +19,7 @@ write lock), each batch in one transaction with the alerts and their outbox rows
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,6 +45,7 @@ from vigil.scope import recipients_for_entity
 log = logging.getLogger(__name__)
 
 BATCH = 200
+SCAN = 50 * BATCH  # pending mentions found by one scan of the classified history
 
 
 @dataclass
@@ -64,10 +65,31 @@ class RoutingReport:
 UNROUTED = or_(RoutedMention.mention_id.is_(None), RoutedMention.classified_at < Classification.classified_at)
 
 
-def route_batch(session: Session, config: AlertsConfig, now: datetime) -> RoutingReport:
-    """Route up to BATCH classified mentions that are new or relabelled; the caller commits."""
+def pending_mentions(session: Session, limit: int = SCAN) -> list[int]:
+    """The ids of up to ``limit`` classified mentions that are new or relabelled, in routing order.
+
+    Finding them means scanning every classified mention ever stored (no index can tell a routed
+    mention from one relabelled since), so a pass scans once for many batches rather than once
+    per batch: a backlog cost a scan of the whole history per 200 mentions."""
+    return list(
+        session.scalars(
+            select(Classification.mention_id)
+            .outerjoin(RoutedMention, RoutedMention.mention_id == Classification.mention_id)
+            .where(UNROUTED)
+            .order_by(Classification.classified_at, Classification.mention_id)
+            .limit(limit)
+        )
+    )
+
+
+def route_batch(
+    session: Session, config: AlertsConfig, now: datetime, ids: Collection[int] | None = None
+) -> RoutingReport:
+    """Route up to BATCH classified mentions that are new or relabelled (of ``ids`` only, if given:
+    those still pending, as another transaction may have changed them since they were found);
+    the caller commits."""
     report = RoutingReport()
-    rows = session.execute(
+    query = (
         select(Mention, RoutedMention)
         .join(Mention.classification)
         .outerjoin(RoutedMention, RoutedMention.mention_id == Mention.id)
@@ -75,7 +97,10 @@ def route_batch(session: Session, config: AlertsConfig, now: datetime) -> Routin
         .order_by(Classification.classified_at, Mention.id)
         .limit(BATCH)
         .options(contains_eager(Mention.classification), selectinload(Mention.entities))
-    ).all()
+    )
+    if ids is not None:
+        query = query.where(Mention.id.in_(list(ids)))
+    rows = session.execute(query).all()
     for mention, routed in rows:
         classification = mention.classification
         assert classification is not None

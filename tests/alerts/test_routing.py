@@ -203,6 +203,24 @@ def test_each_threat_is_alerted_on_its_own(
     assert len(alerts_sent(session)) == 2
 
 
+def test_one_pass_routes_more_pending_mentions_than_one_scan_and_one_batch_find(
+    session: Session,
+    engine: Engine,
+    config: AlertsConfig,
+    make: Factory,
+    alice: Tenancy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("alerts.jobs.SCAN", 3)
+    monkeypatch.setattr("alerts.jobs.BATCH", 2)
+    monkeypatch.setattr("alerts.routing.BATCH", 2)
+    for _ in range(7):
+        make.mention(alice, labels=["threat"])
+    assert route(engine, config).routed == 7
+    assert len(alerts_sent(session)) == 7
+    assert route(engine, config).routed == 0
+
+
 def test_a_mention_never_triggers_two_alerts_however_often_routing_runs(
     session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy, org: Tenancy
 ) -> None:
