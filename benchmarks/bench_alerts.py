@@ -132,8 +132,8 @@ def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
     return results
 
 
-def populate(engine: Engine, recipients: int) -> int:
-    """A register and eight weeks of mentions; returns the number of mentions."""
+def populate(engine: Engine, recipients: int, scale: float = 1.0) -> int:
+    """A register and eight weeks of mentions (``scale`` times as many); returns their number."""
     practices = max(1, (recipients - 2) // 2)
     weeks = [WEEK.shifted(offset) for offset in range(-7, 1)]
     london = load_config(load_settings(environ={})).digest.timezone
@@ -192,17 +192,17 @@ def populate(engine: Engine, recipients: int) -> int:
                  "doctor_id": n * DOCTORS_PER_PRACTICE + 1}
             )  # fmt: skip
         session.execute(insert(Recipient), [{"name": "", "categories": list(LABELS), **p} for p in people])
-        return _mentions(session, practices, weeks, london)
+        return _mentions(session, practices, weeks, london, scale)
 
 
-def _mentions(session: Session, practices: int, weeks: list[Week], london: Any) -> int:
+def _mentions(session: Session, practices: int, weeks: list[Week], london: Any, scale: float) -> int:
     mentions, entities, classifications = [], [], []
     number = 0
     for n in range(practices):
         # Most practices are rarely mentioned; a few are mentioned a lot (a heavy tail).
         weekly = random.choice([0] * 12 + [0.2] * 5 + [1] * 2 + [4]) * random.choice([1, 1, 1, 3])
         for week in weeks:
-            for _ in range(_poisson(weekly)):
+            for _ in range(_poisson(weekly * scale)):
                 number += 1
                 created = week.start(london) + timedelta(seconds=random.randint(0, 7 * 86400 - 1))
                 labels = _labels()
