@@ -51,8 +51,8 @@ def next_digests(session: Session, config: AlertsConfig, now: datetime) -> str:
     overdue = due_week(now, digest.weekday, digest.time, digest.timezone)
     if overdue is not None and not _built(session, overdue):
         since = scheduled_time(overdue.next(), digest.weekday, digest.time, digest.timezone)
-        due, until = (sortable_time(moment, digest.timezone) for moment in (since, since + CATCH_UP))
-        return f"{overdue}, due since {due} (none built yet; `vigil run` builds them until {until})"
+        begun, until = (sortable_time(moment, digest.timezone) for moment in (since, since + CATCH_UP))
+        return f"{overdue}, due since {begun} (none built yet; `vigil run` builds them until {until})"
     sending = Week.containing(now, digest.timezone)
     due = scheduled_time(sending, digest.weekday, digest.time, digest.timezone)
     if due <= now:
