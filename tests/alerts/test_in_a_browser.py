@@ -13,38 +13,38 @@ Skipped without /usr/bin/chromium (``apt-get install chromium``) or the playwrig
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from alerts.config import AlertsConfig, load_config
+from alerts.config import AlertsConfig
 from alerts.digest import build_digests
 from alerts.jobs import route_new_mentions
 from alerts.operator import notify_operator
 from alerts.weeks import Week
+from tests.alerts.browser import (
+    DESKTOP,
+    PHONE,
+    Opened,
+    chromium,
+    config_with_every_link,
+    html_part,
+    opened,
+    outbox,
+)
 from tests.alerts.conftest import NOW, Factory
 from tests.conftest import Tenancy
-from vigil.models import OutboxMessage
 from vigil.ops import raise_operator_event
 from vigil.runtime import Runtime
 from vigil.settings import Settings
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Dialog, Page, Route
-
-CHROMIUM = Path("/usr/bin/chromium")
-PHONE, DESKTOP = 375, 1280  # CSS pixels: an iPhone SE or mini, and a laptop
+    from playwright.sync_api import Browser
 
 # What people post that has no place to break: the page must wrap it, never scroll sideways.
 LONG_LINK = "https://www.example.org/" + "averylongpathsegment/" * 24 + "?utm_source=" + "x" * 120
@@ -77,80 +77,8 @@ SAFE_HREF = re.compile(r"(https://|mailto:)\S+|tel:\+?[0-9]+")
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One chromium for the module: Debian's, as Playwright's own builds need the internet."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"the browser tests need chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="the browser tests need the playwright package (make install-dev)"
-    )
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+    with chromium() as browser:
         yield browser
-        browser.close()
-
-
-# -- opening an email ----------------------------------------------------------------------------
-
-
-@dataclass
-class Opened:
-    """An email open in the browser, with every request it made and every dialog it opened."""
-
-    page: Page
-    requests: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-
-
-def html_part(raw: bytes) -> str:
-    """The HTML part as a mail client shows it: each inline image (cid:) swapped for its data."""
-    message = cast(EmailMessage, message_from_bytes(raw, policy=policy.default))
-    part = message.get_body(("html",))
-    assert part is not None
-    html = str(part.get_content())
-    for image in message.walk():
-        cid = image["Content-ID"]
-        if cid and image.get_content_maintype() == "image":
-            data = base64.b64encode(cast(bytes, image.get_payload(decode=True))).decode("ascii")
-            html = html.replace(
-                f"cid:{cid.strip().strip('<>')}", f"data:{image.get_content_type()};base64,{data}"
-            )
-    return html
-
-
-@contextmanager
-def opened(browser: Browser, html: str) -> Iterator[Opened]:
-    """The page at a phone's width, with scripts on (to see whether any would run) and no network."""
-    context = browser.new_context(viewport={"width": PHONE, "height": 800})
-    try:
-        page = context.new_page()
-        seen = Opened(page)
-
-        def refuse(route: Route) -> None:
-            route.abort()
-
-        def dismiss(dialog: Dialog) -> None:
-            seen.dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        page.on("request", lambda request: seen.requests.append(request.url))
-        page.on("dialog", dismiss)
-        page.route("**/*", refuse)
-        page.set_content(html, wait_until="load")
-        yield seen
-    finally:
-        context.close()
-
-
-def outbox(session: Session, kind: str) -> list[bytes]:
-    session.expire_all()
-    raws = list(
-        session.scalars(
-            select(OutboxMessage.raw).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id)
-        )
-    )
-    session.commit()  # end the read: on SQLite every transaction holds the write lock
-    assert raws, f"no {kind} email was queued"
-    return raws
 
 
 # -- the checks ----------------------------------------------------------------------------------
@@ -296,13 +224,7 @@ def test_each_check_fails_on_a_page_broken_its_way(browser: Browser, breakage: s
 
 @pytest.fixture
 def config(alert_settings: Settings) -> AlertsConfig:
-    """With an operator address, and a preferences page linked from every email's footer."""
-    return load_config(
-        alert_settings.with_overrides(
-            email__operator_address="operator@vigil.example",
-            email__unsubscribe_url="https://vigil.example/preferences",
-        )
-    )
+    return config_with_every_link(alert_settings)
 
 
 def test_long_links_words_and_handles_do_not_make_an_alert_scroll_sideways_on_a_phone(
