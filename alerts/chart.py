@@ -76,7 +76,7 @@ def _layout(week_labels: tuple[str, ...], categories: tuple[str, ...]) -> tuple[
     ]
     axes.set_xticks(list(positions), week_labels, fontsize=7, color="#52606d")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
-    axes.tick_params(axis="y", labelsize=7, colors="#7b8794", length=0)
+    axes.tick_params(axis="y", labelsize=7, colors="#52606d", length=0)
     axes.tick_params(axis="x", length=0)
     axes.grid(axis="y", color="#e6e9ee", linewidth=0.6)
     axes.set_axisbelow(True)
