@@ -267,7 +267,8 @@ def _top_posts(
     ).all()
     if label not in (NEUTRAL, UNLABELLED):
         rows = sorted(rows, key=lambda row: -float((row.scores or {}).get(label) or 0))
-    return [row.mention_id for row in rows[: config.digest.top_items]]
+    # Enough for the section once the posts shown in the sections above it are left out.
+    return [row.mention_id for row in rows[: config.digest.top_items * len(LABELS)]]
 
 
 def digest_email(
@@ -300,7 +301,10 @@ def digest_context(
     ]
     order = [*[label for label in wanted if label in ("threat", "abusive")], UNLABELLED,
              *[label for label in shown if label not in ("threat", "abusive")]]  # fmt: skip
-    sections = [_section(session, config, recipient, data, label) for label in order if data.top.get(label)]
+    listed: dict[int, MentionView] = {}  # a post is shown once, in its most serious section
+    sections = [
+        _section(session, config, recipient, data, label, listed) for label in order if data.top.get(label)
+    ]
     present = [label for label in wanted if data.counts[label][-1]]
     return {
         **base_context(config, recipient_reason(recipient)),
@@ -359,16 +363,29 @@ def _file_context(data: ScopeData) -> dict[str, Any] | None:
 
 
 def _section(
-    session: Session, config: AlertsConfig, recipient: Recipient, data: ScopeData, label: str
+    session: Session,
+    config: AlertsConfig,
+    recipient: Recipient,
+    data: ScopeData,
+    label: str,
+    listed: dict[int, MentionView],
 ) -> dict[str, Any]:
-    mentions: list[MentionView] = mention_views(session, recipient, data.top[label], config.digest.timezone)
+    """A label's top posts, leaving out those a more serious section above already shows (a threat
+    that is also abuse is read once), whose count the section gives as ``above``."""
+    above = sum(1 for view in listed.values() if label in view.label_names)
+    ids = [mention_id for mention_id in data.top[label] if mention_id not in listed][
+        : config.digest.top_items
+    ]
+    mentions: list[MentionView] = mention_views(session, recipient, ids, config.digest.timezone)
+    listed.update((view.id, view) for view in mentions)
     count = data.unlabelled if label == UNLABELLED else data.counts[label][-1]
     return {
         "label": label,
         "title": LABEL_TITLES[label],
         "count": count,
         "mentions": mentions,
-        "more": count - len(mentions),
+        "above": above,
+        "more": count - len(mentions) - above,
         "report": label in ("threat", "abusive"),
     }
 

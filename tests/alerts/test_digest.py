@@ -218,6 +218,25 @@ def test_the_top_posts_come_highest_score_first_as_linked_snippets(
     assert 'href="https://www.reddit.com/r/leeds/comments/1"' in html
 
 
+def test_a_post_is_listed_once_in_its_most_serious_section_and_the_next_shows_others(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, labels=["threat", "abusive"], text="Threat and insult", created_at=THIS_WEEK)
+    for number in range(config.digest.top_items):
+        at = THIS_WEEK + timedelta(minutes=number + 1)
+        make.mention(
+            alice, labels=["abusive"], scores={"abusive": 0.6}, text=f"Insult {number}", created_at=at
+        )
+    build(engine, config)
+    text, html = parts(digest_for(session, alice.recipient.email))  # type: ignore[union-attr]
+    assert text.count("Threat and insult") == 1 and html.count("Threat and insult") == 1
+    abuse = text.split("ABUSE (6)")[1]
+    assert sorted(re.findall(r"Insult (\d)", abuse)) == ["0", "1", "2", "3", "4"]  # five others fill it
+    assert "1 of these is listed above, under a more serious label." in abuse
+    assert "more, in the attached file" not in abuse  # all six accounted for
+    assert "1 of these is listed above, under a more serious label." in html
+
+
 def test_the_trend_chart_is_an_inline_png_with_alt_text(
     session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
 ) -> None:
