@@ -18,9 +18,12 @@ def _fit(text: str, length: int) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
-def raise_operator_event(session: Session, kind: str, subject: str, message: str) -> OperatorEvent:
-    """Record an event for the operator (in the caller's transaction) and log it."""
-    log.error("%s: %s", subject or kind, message, extra={"event_kind": kind})
+def raise_operator_event(
+    session: Session, kind: str, subject: str, message: str, level: int = logging.ERROR
+) -> OperatorEvent:
+    """Record an event for the operator (in the caller's transaction) and log it (at ``level``:
+    a record kept for accountability, such as an erasure, is no error)."""
+    log.log(level, "%s: %s", subject or kind, message, extra={"event_kind": kind})
     event = OperatorEvent(kind=kind, subject=_fit(subject, SUBJECT_LENGTH), message=message)
     session.add(event)
     return event

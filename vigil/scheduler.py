@@ -40,6 +40,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from vigil import metrics
+from vigil.retention import retention_jobs
 from vigil.runtime import Runtime
 from vigil.service import recorded
 from vigil.settings import Settings
@@ -138,7 +139,7 @@ def _service_jobs(settings: Settings) -> list[JobSpec]:
     return service_jobs(settings)
 
 
-JOB_PROVIDERS: list[Callable[[Settings], list[JobSpec]]] = [collector_jobs, _service_jobs]
+JOB_PROVIDERS: list[Callable[[Settings], list[JobSpec]]] = [collector_jobs, _service_jobs, retention_jobs]
 
 
 def scheduled_jobs(settings: Settings) -> list[JobSpec]:

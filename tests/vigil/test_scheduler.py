@@ -56,7 +56,7 @@ def test_each_enabled_source_has_one_job_with_a_stable_id(runtime: Runtime) -> N
     assert {spec.trigger.interval.total_seconds() for spec in specs} == {1800, 3600}  # type: ignore[attr-defined]
     built = scheduler.build_scheduler(runtime, scheduler.scheduled_jobs(runtime.settings))
     built.shutdown(wait=False)
-    assert job_ids(runtime) == ["collect:careopinion", "collect:rss", "digests", "pipeline"]
+    assert job_ids(runtime) == ["collect:careopinion", "collect:rss", "digests", "pipeline", "retention"]
     assert "apscheduler_jobs" in inspect(runtime.engine).get_table_names()
 
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from alerts.render import clean
 from vigil import migrate
-from vigil.cli import alerts, cases, collect, config, db, model, register
+from vigil.cli import alerts, cases, collect, config, db, erasure, model, register
 from vigil.cli.common import console, new_app, runtime
 from vigil.cli.demo import demo
 from vigil.logs import configure_logging
@@ -22,6 +22,7 @@ app.add_typer(register.app, name="register")
 app.add_typer(config.app, name="config")
 app.add_typer(collect.app, name="collect")
 app.add_typer(collect.mentions_app, name="mentions")
+collect.mentions_app.command("forget")(erasure.forget)
 app.add_typer(model.app, name="model")
 app.command()(model.classify)
 app.add_typer(alerts.app, name="alerts")

@@ -17,7 +17,7 @@ from vigil.errors import VigilError
 from vigil.models import Recipient
 
 app = new_app("Collect public posts from the configured sources, or import them from a file.")
-mentions_app = new_app("Export stored mentions.")
+mentions_app = new_app("Export stored mentions, or erase one person's posts on request.")
 
 
 @app.callback(invoke_without_command=True)
@@ -123,13 +123,16 @@ def run(ctx: typer.Context) -> None:
     """Run Vigil as a service until SIGTERM or Ctrl-C (it stops after the current batch).
 
     Polls every enabled source on its interval; every minute classifies new mentions, detects
-    emerging cases and sends alerts; sends the weekly digests when due. Serves /healthz and
-    Prometheus /metrics on service.listen_host:service.port. Run one per database.
+    emerging cases and sends alerts; sends the weekly digests when due; every day deletes what is
+    past retention (retention.*). Serves /healthz and Prometheus /metrics on
+    service.listen_host:service.port. Run one per database.
     """
     from vigil import migrate, scheduler
+    from vigil.retention import check_retention
     from vigil.service import check_start
 
     rt = runtime(ctx)
     check_start(rt.settings)
+    check_retention(rt.settings)
     migrate.require_current(rt)
     scheduler.run(rt)

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from collector.urls import canonical_url
+from tests.alerts.conftest import NOW, Factory
+from tests.conftest import Tenancy
+from vigil.cli import app
+from vigil.models import (
+    Case,
+    CaseEvent,
+    CaseMention,
+    CaseReason,
+    CaseStatus,
+    Mention,
+    OperatorEvent,
+    Severity,
+)
+
+runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("env")
+
+
+def vigil(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["mentions", "forget", *args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def make(session: Session) -> Factory:
+    return Factory(session)
+
+
+def stored(session: Session) -> list[int]:
+    ids = list(session.scalars(select(Mention.id).order_by(Mention.id)))
+    session.commit()  # on SQLite every transaction holds the write lock, which the next command needs
+    return ids
+
+
+def operator_events(session: Session) -> list[OperatorEvent]:
+    events = list(session.scalars(select(OperatorEvent).where(OperatorEvent.kind == "erasure")))
+    session.commit()
+    return events
+
+
+def test_forget_by_author_shows_what_would_go_without_its_text_and_deletes_only_with_yes(
+    session: Session, make: Factory, alice: Tenancy
+) -> None:
+    gone = [
+        make.mention(
+            alice, author="@Troll_42", text="You will regret this", created_at=NOW - timedelta(days=40)
+        ),
+        make.mention(alice, author="@troll_42", text="I know where you park"),
+    ]
+    others = [
+        make.mention(alice, author="@someone_else"),
+        make.mention(alice, author="@troll_42", source="bluesky"),  # same handle, another network
+    ]
+    gone_ids = [m.id for m in gone]
+
+    code, shown = vigil("--author", "troll_42", "--source", "x")
+    assert code == 0
+    assert "2 mention(s) match" in shown and "2026-10-01" in shown and "2026-11-10" in shown
+    assert "regret" not in shown and "park" not in shown
+    assert "Nothing is deleted without --yes" in shown
+    assert len(stored(session)) == 4
+    assert operator_events(session) == []
+
+    code, shown = vigil("--author", "@TROLL_42", "--source", "x", "--yes")
+    assert code == 0, shown
+    assert "Erased 2 mention(s)" in shown and "retention.outbox_days" in shown
+    assert stored(session) == [m.id for m in others]
+    [event] = operator_events(session)
+    assert f"{gone_ids[0]}, {gone_ids[1]}" in event.message and "by author" in event.message
+    assert "troll" not in event.message.lower() and "regret" not in event.message
+
+    assert vigil("--author", "troll_42", "--source", "x", "--yes")[1].startswith("No stored mention matches")
+
+
+def test_forget_by_url_finds_the_post_however_its_address_is_spelt_with_its_copies(
+    session: Session, make: Factory, alice: Tenancy, bob: Tenancy
+) -> None:
+    address = "https://x.com/troll/status/123"
+    first = make.mention(alice, url=address)
+    first.canonical_url = canonical_url(address)
+    copy = make.mention(bob, url=address)
+    copy.copy_of = first.id
+    kept = make.mention(alice)
+    session.commit()
+
+    code, shown = vigil("--url", "https://mobile.twitter.com/Troll/status/123?utm_source=share", "--yes")
+
+    assert code == 0, shown
+    assert "Erased 2 mention(s)" in shown
+    assert stored(session) == [kept.id]
+
+
+def test_forget_by_id_erases_just_those_mentions(session: Session, make: Factory, alice: Tenancy) -> None:
+    first, second, third = (make.mention(alice) for _ in range(3))
+
+    assert vigil("--id", str(first.id), "--id", str(third.id))[0] == 0
+    assert len(stored(session)) == 3
+    code, shown = vigil("--id", str(first.id), "--id", str(third.id), "--yes")
+
+    assert code == 0, shown
+    assert stored(session) == [second.id]
+
+
+def test_case_evidence_is_listed_and_kept_unless_the_operator_includes_it(
+    session: Session, make: Factory, alice: Tenancy
+) -> None:
+    evidence, other = make.mention(alice, author="@troll"), make.mention(alice, author="@troll")
+    case = Case(
+        reason=CaseReason.THREAT, status=CaseStatus.TRIAGED, severity=Severity.CRITICAL, title="Threat"
+    )
+    case.mentions.append(CaseMention(mention_id=evidence.id))
+    session.add(case)
+    session.commit()
+    evidence_id, other_id, case_id = evidence.id, other.id, case.id
+
+    code, shown = vigil("--author", "troll", "--source", "x", "--yes")
+    assert code == 0, shown
+    assert f"mention {evidence_id}: case {case_id} (open, triaged)" in shown
+    assert "Erased 1 mention(s)" in shown
+    assert stored(session) == [evidence_id]
+    assert f"Kept as case evidence: {evidence_id}" in operator_events(session)[0].message
+
+    code, shown = vigil("--author", "troll", "--source", "x", "--include-case-evidence", "--yes")
+    assert code == 0, shown
+    assert stored(session) == []
+    [note] = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id)).all()
+    assert (note.action, note.note) == (
+        "evidence_erased",
+        f"1 post(s) erased on an erasure request: mention(s) {evidence_id}",
+    )
+    assert other_id not in stored(session)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--author", "troll"],
+        ["--source", "x"],
+        ["--author", "", "--source", "x"],
+        ["--url", "https://x.com/a/status/1", "--id", "1"],
+        ["--url", "not an address"],
+    ],
+)
+def test_a_request_that_names_posts_in_no_way_or_two_is_refused(args: list[str]) -> None:
+    code, shown = vigil(*args, "--yes")
+    assert code == 1
+    assert shown.startswith("error:")
