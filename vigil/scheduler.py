@@ -151,9 +151,25 @@ def scheduled_jobs(settings: Settings) -> list[JobSpec]:
 # ---------------------------------------------------------------------------------------------
 
 
+class _Scheduler(BackgroundScheduler):
+    """APScheduler 3 retries a job store that fails to list the due jobs, but any other failure of
+    its pass (the database going away while it writes a job's next run time) ends its thread: no
+    job ever ran again, and /healthz still said the scheduler was running. This one logs the
+    failure and tries again after ``jobstore_retry_interval``, as for the due jobs."""
+
+    def _process_jobs(self) -> float | None:
+        try:
+            return super()._process_jobs()
+        except Exception:
+            log.exception(
+                "the scheduler could not update its jobs; trying again in %gs", self.jobstore_retry_interval
+            )
+            return float(self.jobstore_retry_interval)
+
+
 def build_scheduler(runtime: Runtime, specs: list[JobSpec]) -> BackgroundScheduler:
     """A scheduler on Vigil's database with every job in ``specs`` (added or updated)."""
-    scheduler = BackgroundScheduler(
+    scheduler = _Scheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=runtime.engine, tablename=JOBS_TABLE)},
         executors={"default": ThreadPoolExecutor(max_workers=max(1, len(specs)))},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},

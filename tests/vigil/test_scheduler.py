@@ -8,10 +8,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
+from apscheduler.job import Job
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, inspect, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 import collector.run
@@ -244,3 +249,37 @@ def test_vigil_run_will_not_start_with_a_broken_guidance_file(tmp_path: Path) ->
     )
     assert run.returncode != 0
     assert "abusive.md: 'advice_phone' is undefined" in run.stderr
+
+
+ticks = threading.Semaphore(0)
+
+
+def tick() -> None:
+    ticks.release()
+
+
+def test_the_scheduler_keeps_running_its_jobs_after_the_database_refuses_a_next_run_time(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarting (or a terminated connection) just as the scheduler records when a job
+    next runs used to end the scheduler's thread: nothing ran again, and /healthz said running."""
+    every_second = scheduler.JobSpec("tick", f"{__name__}:tick", IntervalTrigger(seconds=1, timezone=UTC))
+    built = scheduler.build_scheduler(runtime, [every_second])
+    built.jobstore_retry_interval = 0.1
+    update_job = SQLAlchemyJobStore.update_job
+    refused: list[str] = []
+
+    def refuse_once(store: SQLAlchemyJobStore, job: Job) -> None:
+        if not refused:
+            refused.append(job.id)
+            raise OperationalError("UPDATE apscheduler_jobs", {}, Exception("terminating connection"))
+        update_job(store, job)
+
+    monkeypatch.setattr(SQLAlchemyJobStore, "update_job", refuse_once)
+    built.resume()
+    try:
+        ran_twice = ticks.acquire(timeout=30) and ticks.acquire(timeout=30)
+    finally:
+        built.shutdown(wait=True)
+    assert refused == ["tick"]
+    assert ran_twice
