@@ -14,12 +14,12 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -32,6 +32,7 @@ from vigil.runtime import Runtime
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -226,7 +227,8 @@ def service_jobs(settings: Settings) -> list[Any]:
 
 
 def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int, dict[str, Any]]:
-    """What ``/healthz`` answers: 200 while the database answers and the scheduler runs, else 503.
+    """What ``/healthz`` answers: 200 while the database answers (within ``DATABASE_DEADLINE``) and
+    the scheduler runs, else 503.
 
     The status is ``degraded`` (still 200: restarting would not help) while a source or a job (the
     pipeline: no model, say) keeps failing, a job has been running far too long (stuck), or an
@@ -234,16 +236,11 @@ def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int
     mail server is down or refuses the login); the details say which. It only reads, so on SQLite
     it answers even while a job holds the write lock.
     """
-    from vigil.models import SourceState
-
     body: dict[str, Any] = {"time": datetime.now(UTC).isoformat(timespec="seconds")}
     ok = scheduler_running()
     body["scheduler"] = "running" if ok else "stopped"
     try:
-        with runtime.read_only() as session:
-            session.execute(text("SELECT 1"))
-            states = session.scalars(select(SourceState).order_by(SourceState.source)).all()
-            late_email = _late_urgent_email(session, _overdue_after(runtime.settings, passes=5))
+        states, late_email = _within(DATABASE_DEADLINE, lambda: _read_health(runtime))
         body["database"] = "ok"
     except Exception as exc:
         body["database"] = f"unreachable: {type(exc).__name__}"
@@ -272,6 +269,44 @@ def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int
         failing.append("email")
     body["status"] = "failing" if not ok else ("degraded" if failing else "ok")
     return (200 if ok else 503), body
+
+
+# Seconds /healthz waits for the database. A server that accepts connections but never answers
+# (frozen, or gone behind a network that drops packets) would otherwise hold every probe forever.
+DATABASE_DEADLINE = 10.0
+
+
+def _read_health(runtime: Runtime) -> tuple[Sequence[Any], dict[str, Any] | None]:
+    """The sources' states and the late urgent email, read in one read-only session."""
+    from vigil.models import SourceState
+
+    with runtime.read_only() as session:
+        session.execute(text("SELECT 1"))
+        states = session.scalars(select(SourceState).order_by(SourceState.source)).all()
+        return states, _late_urgent_email(session, _overdue_after(runtime.settings, passes=5))
+
+
+def _within(seconds: float, work: Callable[[], _T]) -> _T:
+    """``work()``, run in a thread of its own so that the caller gives up after ``seconds``
+    (TimeoutError) instead of waiting on a socket that never answers; the thread is left to end
+    when the connection does."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, work()))
+        except Exception as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name="healthz-database", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        raise TimeoutError(f"no answer in {seconds:g} s")
+    done, value = outcome[0]
+    if not done:
+        raise value
+    return value
 
 
 def _overdue_after(settings: Settings, passes: int) -> float:

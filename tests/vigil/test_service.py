@@ -333,3 +333,25 @@ def test_vigil_run_serves_healthz_and_metrics(settings: Settings) -> None:
             connection.execute(text(f"DROP TABLE IF EXISTS {scheduler.JOBS_TABLE}"))
         runtime.close()
     assert not thread.is_alive()
+
+
+def test_a_database_that_accepts_connections_and_never_answers_is_failing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frozen server, or one behind a network that drops packets, held every probe forever."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # the kernel completes the handshake; nothing ever reads or answers
+    port = silent.getsockname()[1]
+    runtime = Runtime(
+        settings.with_overrides(database__url=f"postgresql+psycopg://nobody@127.0.0.1:{port}/none")
+    )
+    monkeypatch.setattr(service, "DATABASE_DEADLINE", 0.5)
+    answers: list[tuple[int, dict[str, Any]]] = []
+    probe = threading.Thread(target=lambda: answers.append(health(runtime, lambda: True)), daemon=True)
+    probe.start()
+    probe.join(30)
+    silent.close()  # lets a probe still waiting end
+    runtime.close()
+    [(status, body)] = answers
+    assert (status, body["status"], body["database"]) == (503, "failing", "unreachable: TimeoutError")
