@@ -237,5 +237,8 @@ def _run_until(scheduler: BackgroundScheduler, stop: threading.Event) -> None:
     finally:
         log.info("stopping (SIGTERM, SIGINT or asked to): letting running jobs finish their current batch")
         STOPPING.set()
+        # Paused first: while shutdown waits for running jobs, a scheduling pass would hand a due
+        # job to the executor being shut down, and log a harmless but alarming error.
+        scheduler.pause()
         scheduler.shutdown(wait=True)
         log.info("scheduler stopped")
