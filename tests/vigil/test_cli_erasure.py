@@ -105,10 +105,12 @@ def test_forget_by_id_erases_just_those_mentions(session: Session, make: Factory
 
     assert vigil("--id", str(first.id), "--id", str(third.id))[0] == 0
     assert len(stored(session)) == 3
-    code, shown = vigil("--id", str(first.id), "--id", str(third.id), "--yes")
+    code, shown = vigil("--id", str(first.id), "--id", str(third.id), "--yes", "--by", "Priya (DPO)")
 
     assert code == 0, shown
     assert stored(session) == [second.id]
+    [event] = operator_events(session)
+    assert "erased by Priya (DPO) on an erasure request by id" in event.message
 
 
 def test_case_evidence_is_listed_and_kept_unless_the_operator_includes_it(

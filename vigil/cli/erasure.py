@@ -27,6 +27,9 @@ def forget(
         " retention.case_evidence_days); by default they are listed and kept.",
     ),
     yes: bool = typer.Option(False, "--yes", help="Delete; without it, only show what would go."),
+    by: str = typer.Option(
+        "", "--by", help="Who is carrying out the request, for the record (default: your login)."
+    ),
 ) -> None:
     """Erase one person's posts on request (UK GDPR Art. 17): by account, address or id.
 
@@ -48,7 +51,7 @@ def forget(
     if not yes:
         console.print(f"Would erase {len(plan.to_delete)} mention(s). Nothing is deleted without --yes.")
         return
-    report = erase(rt.engine, plan, actor=getpass.getuser())
+    report = erase(rt.engine, plan, actor=by.strip() or getpass.getuser())
     console.print(
         f"Erased {report.deleted} mention(s). Sent emails quoting them are not edited: they are"
         f" deleted {rt.settings.retention.outbox_days} days after they were queued (retention.outbox_days)."
