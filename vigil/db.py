@@ -44,7 +44,22 @@ def make_engine(url: URL | str, echo: bool = False) -> Engine:
         logging.getLogger("sqlalchemy.engine.Engine").setLevel(logging.INFO)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_engine(url, hide_parameters=True, pool_pre_ping=True, future=True)
+    connect_args = {name: value for name, value in POSTGRESQL_CONNECT.items() if name not in url.query}
+    return create_engine(
+        url, hide_parameters=True, pool_pre_ping=True, future=True, connect_args=connect_args
+    )
+
+
+# libpq's defaults wait for ever on a server that accepts connections and never answers, and on a
+# connection whose peer vanished without a reset (a failed-over host, a dropped NAT mapping): every
+# job would hang. A parameter in the database URL (``?connect_timeout=30``) wins over these.
+POSTGRESQL_CONNECT = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 60,
+    "keepalives_interval": 10,
+    "keepalives_count": 5,
+}
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from vigil.db import database_url, make_engine, read_only, safe_url
@@ -82,3 +86,58 @@ def test_echo_logs_each_statement_to_the_log_and_nothing_to_standard_output(
         logger.handlers[:] = handlers
     assert capsys.readouterr().out == ""
     assert [r for r in caplog.records if r.name == logger.name and "SELECT 4242" in r.getMessage()]
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts connections and never answers: a frozen database server."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+def connect_parameters(url: str) -> dict[str, Any]:
+    """What the engine would hand libpq, caught before any connection is made."""
+    engine = make_engine(url)
+    seen: dict[str, Any] = {}
+
+    @event.listens_for(engine, "do_connect")
+    def catch(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        seen.update(cparams)
+        raise RuntimeError("caught")
+
+    with pytest.raises(RuntimeError, match="caught"):
+        engine.connect()
+    engine.dispose()
+    return seen
+
+
+def test_a_postgresql_connection_gives_up_on_a_silent_server_and_notices_a_vanished_peer() -> None:
+    seen = connect_parameters("postgresql+psycopg://vigil@db.example/vigil")
+    assert seen["connect_timeout"] == 10 and seen["keepalives"] == 1 and seen["keepalives_idle"] == 60
+
+
+def test_the_database_url_may_set_its_own_connection_timeout(silent_server: int) -> None:
+    url = f"postgresql+psycopg://vigil@127.0.0.1:{silent_server}/vigil?connect_timeout=2"
+    assert connect_parameters(url)["connect_timeout"] == "2"
+    engine = make_engine(url)
+    with pytest.raises(OperationalError):  # libpq gives up, rather than waiting for ever
+        engine.connect()
+    engine.dispose()
