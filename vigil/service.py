@@ -154,6 +154,10 @@ JOBS_REPORTED: set[str] = set()
 # When each job's run in progress began (monotonic seconds): a run that never returns (a database
 # lock wait, a half-open connection) would otherwise go unseen, as max_instances=1 skips later runs.
 JOB_STARTED: dict[str, float] = {}
+# When a job last began (at first, when this process started). None beginning for many passes,
+# while the scheduler says it runs, means it cannot read its job store (on SQLite, another writer
+# holding the lock): nothing runs, and nothing fails to say so.
+LAST_JOB_START = [time.monotonic()]
 
 
 def recorded(runtime: Runtime, job: str, work: Callable[[], Any]) -> None:
@@ -186,7 +190,7 @@ def recorded(runtime: Runtime, job: str, work: Callable[[], Any]) -> None:
 @contextmanager
 def _running(job: str) -> Iterator[None]:
     """Mark a run of ``job`` as in progress while it lasts, for /healthz to see one that is stuck."""
-    JOB_STARTED[job] = time.monotonic()
+    JOB_STARTED[job] = LAST_JOB_START[0] = time.monotonic()
     try:
         yield
     finally:
@@ -231,7 +235,8 @@ def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int
     the scheduler runs, else 503.
 
     The status is ``degraded`` (still 200: restarting would not help) while a source or a job (the
-    pipeline: no model, say) keeps failing, a job has been running far too long (stuck), or an
+    pipeline: no model, say) keeps failing, a job has been running far too long (stuck), no job
+    has begun for as long (the scheduler cannot read its jobs), or an
     urgent email (an alert, the operator's own) is still waiting long after it was queued (the
     mail server is down or refuses the login); the details say which. It only reads, so on SQLite
     it answers even while a job holds the write lock.
@@ -264,6 +269,10 @@ def health(runtime: Runtime, scheduler_running: Callable[[], bool]) -> tuple[int
     body["running"] = {job: round(seconds) for job, seconds in sorted(running.items())}
     stuck_after = _overdue_after(runtime.settings, passes=10)
     failing += [job for job, seconds in running.items() if seconds >= stuck_after]
+    idle = time.monotonic() - LAST_JOB_START[0]
+    if ok and not running and idle >= stuck_after:
+        body["idle"] = round(idle)  # seconds since any job began
+        failing.append("scheduler")
     if late_email is not None:
         body["email"] = late_email
         failing.append("email")

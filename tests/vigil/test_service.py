@@ -56,12 +56,14 @@ def test_a_source_failing_again_and_again_makes_health_degraded(runtime: Runtime
     assert body["sources"]["x"]["consecutive_failures"] == 5
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def jobs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fresh record of job failures, as in a newly started ``vigil run``."""
+    """A fresh record of jobs, as in a newly started ``vigil run`` (for every test: a test run
+    longer than a quarter of an hour would otherwise read as a scheduler that runs nothing)."""
     monkeypatch.setattr(service, "JOB_FAILURES", {})
     monkeypatch.setattr(service, "JOBS_REPORTED", set())
     monkeypatch.setattr(service, "JOB_STARTED", {})
+    monkeypatch.setattr(service, "LAST_JOB_START", [time.monotonic()])
 
 
 def test_a_job_failing_again_and_again_makes_health_degraded(runtime: Runtime, jobs: None) -> None:
@@ -94,6 +96,19 @@ def test_a_job_running_far_longer_than_a_pass_should_makes_health_degraded(
     assert stuck_for_long["status"] == "degraded" and stuck_for_long["running"]["pipeline"] >= 15 * 60
     after = health(runtime, lambda: True)[1]
     assert (after["status"], after["running"]) == ("ok", {})
+
+
+def test_no_job_beginning_for_many_passes_makes_health_degraded_until_one_does(
+    runtime: Runtime, jobs: None
+) -> None:
+    """On SQLite another writer holding the lock for long stops the scheduler reading its jobs:
+    nothing ran and nothing failed, and /healthz said ok."""
+    assert health(runtime, lambda: True)[1]["status"] == "ok"
+    service.LAST_JOB_START[0] -= 15 * 60  # as if no job had begun for a quarter of an hour
+    idle = health(runtime, lambda: True)[1]
+    assert (idle["status"], idle["scheduler"]) == ("degraded", "running") and idle["idle"] >= 15 * 60
+    service.recorded(runtime, "pipeline", lambda: "0 classified")
+    assert health(runtime, lambda: True)[1]["status"] == "ok"
 
 
 def queue_email(
