@@ -241,4 +241,5 @@ def _run_until(scheduler: BackgroundScheduler, stop: threading.Event) -> None:
         # job to the executor being shut down, and log a harmless but alarming error.
         scheduler.pause()
         scheduler.shutdown(wait=True)
+        STOPPING.clear()  # every job has ended: nothing left to stop, and retries work again
         log.info("scheduler stopped")

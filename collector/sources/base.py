@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -117,8 +118,11 @@ def retrying(
     Timeouts, dropped connections and 5xx answers are retried with exponential backoff
     (``collector.retry_attempts``, ``collector.retry_wait_seconds``). Rate limits and permanent
     errors are raised at once: the runner waits for the reset instead of hammering the API.
-    ``attempts=1`` for libraries that retry by themselves.
+    ``attempts=1`` for libraries that retry by themselves. Once ``vigil run`` is stopping, no
+    attempt is retried and no wait is slept out: a hung server would otherwise hold the stop for
+    every attempt, past what a service manager waits before it kills the process.
     """
+    from vigil.scheduler import STOPPING  # here: the scheduler imports the sources
 
     def attempt() -> T:
         try:
@@ -129,8 +133,10 @@ def retrying(
             raise classify(exc) from exc
 
     retryer = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts or int(settings.collector.retry_attempts)),
+        stop=tenacity.stop_after_attempt(attempts or int(settings.collector.retry_attempts))
+        | tenacity.stop_when_event_set(STOPPING),
         wait=tenacity.wait_exponential(multiplier=float(settings.collector.retry_wait_seconds), max=60),
+        sleep=lambda seconds: _sleep_unless_stopping(STOPPING, seconds),
         retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, SourceError) and exc.transient),
         before_sleep=lambda state: log.warning(
             "retrying after a transient failure: %s", state.outcome.exception() if state.outcome else ""
@@ -138,6 +144,10 @@ def retrying(
         reraise=True,
     )
     return retryer(attempt)
+
+
+def _sleep_unless_stopping(stopping: threading.Event, seconds: float) -> None:
+    stopping.wait(seconds)  # wakes at once when vigil run is stopping
 
 
 def reset_time(epoch_seconds: Any) -> datetime | None:

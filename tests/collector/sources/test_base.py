@@ -7,6 +7,7 @@ import pytest
 from collector.post import Post
 from collector.sources.base import Page, SourceError, html_to_text, parse_time, retrying, sweep
 from tests.collector.fakes.faults import source_settings
+from vigil.scheduler import STOPPING
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -189,6 +190,24 @@ def test_retrying_retries_transient_errors_only() -> None:
             settings, lambda: calls.append(1) or 1 / 0, lambda exc: SourceError("refused", permanent=True)
         )
     assert len(calls) == 1
+
+
+def test_retrying_stops_retrying_once_vigil_run_is_stopping() -> None:
+    """A hung feed held a SIGTERM for every attempt and wait: past systemd's patience, it was killed."""
+    settings = source_settings(collector__retry_attempts=5, collector__retry_wait_seconds=60)
+    calls: list[int] = []
+
+    def hung() -> str:
+        calls.append(1)
+        STOPPING.set()  # SIGTERM arrives during the first attempt
+        raise TimeoutError("timed out")
+
+    try:
+        with pytest.raises(SourceError, match="timed out"):
+            retrying(settings, hung, lambda exc: SourceError(str(exc)))
+    finally:
+        STOPPING.clear()
+    assert len(calls) == 1  # no second attempt, and no minute's wait before it
 
 
 @pytest.mark.parametrize(
