@@ -49,7 +49,7 @@ def next_digests(session: Session, config: AlertsConfig, now: datetime) -> str:
     """The week whose digests come next: one still in its day of catch-up if none is built yet."""
     digest = config.digest
     overdue = due_week(now, digest.weekday, digest.time, digest.timezone)
-    if overdue is not None and not _built(session, overdue):
+    if overdue is not None and not digests_built(session, str(overdue)):
         since = scheduled_time(overdue.next(), digest.weekday, digest.time, digest.timezone)
         begun, until = (sortable_time(moment, digest.timezone) for moment in (since, since + CATCH_UP))
         return f"{overdue}, due since {begun} (none built yet; `vigil run` builds them until {until})"
@@ -61,9 +61,10 @@ def next_digests(session: Session, config: AlertsConfig, now: datetime) -> str:
     return f"{sending.previous()}, due {sortable_time(due, digest.timezone)}"
 
 
-def _built(session: Session, week: Week) -> bool:
+def digests_built(session: Session, week: str) -> int:
+    """How many digests were built for ``week`` (their keys are ``digest:r{recipient}:{week}``)."""
     key = OutboxMessage.key.like(f"digest:%:{week}")
-    return session.scalar(select(func.count()).where(OutboxMessage.kind == "digest", key)) != 0
+    return session.scalar(select(func.count()).where(OutboxMessage.kind == "digest", key)) or 0
 
 
 def last_digests(session: Session) -> str:
@@ -77,7 +78,4 @@ def last_digests(session: Session) -> str:
     if latest is None:
         return "none yet"
     week = latest.rsplit(":", 1)[1]
-    count = session.scalar(
-        select(func.count()).where(OutboxMessage.kind == "digest", OutboxMessage.key.like(f"digest:%:{week}"))
-    )
-    return f"{week}: {count} built"
+    return f"{week}: {digests_built(session, week)} built"

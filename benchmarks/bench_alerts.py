@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,18 +78,26 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
-    random.seed(args.seed)
-    folder = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
-    url, drop = database(args.database_url, folder)
-    try:
-        results = run(args, url, folder)
-    finally:
-        drop()
-        shutil.rmtree(folder, ignore_errors=True)
+    results = in_scratch_database(args, run)
     if args.json:
         print(json.dumps(results))
     else:
         report(results)
+
+
+def in_scratch_database(
+    args: argparse.Namespace, run: Callable[[argparse.Namespace, str, Path], dict[str, Any]]
+) -> dict[str, Any]:
+    """``run(args, url, folder)`` seeded with ``--seed``, on a new database (``--database-url``, or
+    a SQLite file) and folder, both removed afterwards."""
+    random.seed(args.seed)
+    folder = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
+    url, drop = database(args.database_url, folder)
+    try:
+        return run(args, url, folder)
+    finally:
+        drop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def database(url: str, folder: Path) -> tuple[str, Any]:

@@ -20,10 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -37,7 +34,7 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_alerts import SENT_AT, WEEK, database, populate
+from bench_alerts import SENT_AT, WEEK, in_scratch_database, populate
 
 from alerts.config import AlertsConfig, load_config
 from alerts.jobs import route_new_mentions
@@ -73,14 +70,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
-    random.seed(args.seed)
-    folder = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
-    url, drop = database(args.database_url, folder)
-    try:
-        results = run(args, url, folder)
-    finally:
-        drop()
-        shutil.rmtree(folder, ignore_errors=True)
+    results = in_scratch_database(args, run)
     print(json.dumps(results) if args.json else report(results))
 
 
