@@ -91,6 +91,7 @@ class DetectionSettings:
 
     batch_size: int
     max_age: timedelta
+    threat_max_age: timedelta
     spike_window: timedelta
     spike_history: timedelta
     spike_min_authors: int
@@ -113,6 +114,7 @@ class DetectionSettings:
         return cls(
             batch_size=s.batch_size,
             max_age=timedelta(hours=s.max_age_hours),
+            threat_max_age=timedelta(hours=max(s.threat_max_age_hours, s.max_age_hours)),
             spike_window=timedelta(hours=s.spike_window_hours),
             spike_history=timedelta(days=s.spike_history_days),
             spike_min_authors=s.spike_min_authors,
@@ -155,10 +157,17 @@ class Flagged:
     text: str
     entities: frozenset[EntityRef]
     names: tuple[str, ...]
+    # When Vigil linked the post to each entity: when it found the post about them.
+    linked_at: Mapping[EntityRef, datetime] = field(default_factory=dict, compare=False)
 
     @property
     def threat(self) -> bool:
         return "threat" in self.labels
+
+    def lateness(self, entity: EntityRef) -> timedelta:
+        """How old the post was when Vigil found it about ``entity`` (a post linked today to a
+        doctor registered today is old news about them)."""
+        return self.linked_at[entity] - self.created_at
 
 
 @dataclass
@@ -298,16 +307,17 @@ def load_flagged(session: Session, *conditions: ColumnElement[bool]) -> dict[int
             MentionEntity.doctor_id,
             MentionEntity.practice_id,
             MentionEntity.matched_text,
+            MentionEntity.linked_at,
         )
         .join(Classification, Classification.mention_id == Mention.id)
         .join(MentionEntity, MentionEntity.mention_id == Mention.id)
         .where(flagged_condition(), Mention.id.in_(named))
         .order_by(Mention.created_at, Mention.id)
     ).all()
-    named_by: dict[int, list[tuple[EntityRef, str]]] = defaultdict(list)
+    named_by: dict[int, list[tuple[EntityRef, str, datetime]]] = defaultdict(list)
     first: dict[int, Any] = {}
     for row in rows:
-        named_by[row.id].append((entity_ref(row.doctor_id, row.practice_id), row.matched_text))
+        named_by[row.id].append((entity_ref(row.doctor_id, row.practice_id), row.matched_text, row.linked_at))
         first.setdefault(row.id, row)
     return {
         key: Flagged(
@@ -316,8 +326,9 @@ def load_flagged(session: Session, *conditions: ColumnElement[bool]) -> dict[int
             author=author_key(row.id, row.source, row.author, row.author_id),
             labels=frozenset(label for label in FLAGGED if getattr(row, label)),
             text=row.text,
-            entities=frozenset(entity for entity, _ in named_by[key]),
-            names=tuple(name for _, name in named_by[key]),
+            entities=frozenset(entity for entity, _, _ in named_by[key]),
+            names=tuple(name for _, name, _ in named_by[key]),
+            linked_at={entity: linked_at for entity, _, linked_at in named_by[key]},
         )
         for key, row in first.items()
     }
@@ -342,8 +353,17 @@ class _Pass:
     ) -> None:
         self.session, self.config, self.now, self.notify, self.report = session, config, now, notify, report
 
-    def fresh(self, mentions: Iterable[Flagged]) -> list[Flagged]:
-        """Mentions young enough to open cases (older ones from a backfill only feed open cases)."""
+    def fresh(
+        self, mentions: Iterable[Flagged], entity: EntityRef | None = None, reason: CaseReason | None = None
+    ) -> list[Flagged]:
+        """Mentions young enough to open cases (older ones, from a backfill, only feed open cases).
+
+        A threat is judged by its age when found, and has longer (``threat_max_age``): a threat
+        found late may still be live, and one found in time but scanned late (detection was down)
+        is news nobody has had. Pile-ons, spikes and campaigns are judged by their age now, since
+        they are about what is happening now."""
+        if reason is CaseReason.THREAT and entity is not None:
+            return [m for m in mentions if m.lateness(entity) <= self.config.threat_max_age]
         return [m for m in mentions if m.created_at >= self.now - self.config.max_age]
 
     # -- per entity --------------------------------------------------------------------------
@@ -384,11 +404,10 @@ class _Pass:
         for case in open_cases_for_entity(self.session, entity):
             open_reasons.add(case.reason)
             self.give(case, Finding(case.reason, [entity], [m.id for m in new], case.severity, case.title))
-        fresh = self.fresh(new)
         for reason in ENTITY_REASONS:
             spent = consumed.get((reason, entity), set())
             # A mention scanned again (it named someone new) is not new evidence of a closed case.
-            unspent = [m for m in fresh if m.id not in spent]
+            unspent = [m for m in self.fresh(new, entity, reason) if m.id not in spent]
             if reason in open_reasons or not unspent:
                 continue
             pool = [m for m in recent if m.id not in spent]

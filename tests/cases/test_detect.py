@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cases.detect import DetectionSettings
@@ -17,7 +17,7 @@ from collector.store import store_matched
 from collector.urls import canonical_url
 from tests.cases.conftest import T0, Entity, Post, cases_of, hours, run_detection
 from tests.conftest import Tenancy
-from vigil.models import CaseEvent, CaseStatus, Mention, Severity
+from vigil.models import CaseEvent, CaseStatus, Mention, MentionEntity, Severity
 
 
 def busy_history(post: Post, entity: Entity, per_day: int, days: int = 28) -> None:
@@ -191,12 +191,19 @@ def test_a_threat_naming_a_doctor_and_their_practice_is_one_case(
     }
 
 
-def seen_again_naming_both(session: Session, mention: Mention, alice: Tenancy, bob: Tenancy) -> None:
-    """The collector meets the post again once Dr Osei is registered: it keeps its labels and is
-    scanned again."""
+def seen_again_naming_both(
+    session: Session, mention: Mention, alice: Tenancy, bob: Tenancy, at: datetime = T0 + hours(0.3)
+) -> None:
+    """The collector meets the post again once Dr Osei is registered (``at``, on the tests' clock):
+    it keeps its labels and is scanned again."""
     again = CollectedPost("x", mention.external_id, mention.url, mention.author, T0, mention.text)
     matches = [EntityMatch(t.doctors[0].id, None, t.doctors[0].full_name, "name") for t in (alice, bob)]
     assert store_matched(session, [(again, matches)]).linked == 1
+    session.execute(
+        update(MentionEntity)
+        .where(MentionEntity.mention_id == mention.id, MentionEntity.doctor_id == bob.doctors[0].id)
+        .values(linked_at=at)
+    )
     session.commit()
 
 
@@ -231,9 +238,42 @@ def test_a_closed_threat_case_stays_closed_when_its_post_is_found_to_name_someon
 def test_posts_older_than_the_maximum_age_open_nothing(
     session: Session, post: Post, config: DetectionSettings, alice: Tenancy
 ) -> None:
-    post(alice.doctors[0], at=T0 - timedelta(days=30), labels=("threat",))
+    post(alice.doctors[0], at=T0 - timedelta(days=30), found_at=T0, labels=("threat",))
+    for i in range(6):  # a pile-on eight days ago, first collected now (a backfill)
+        post(alice.doctors[0], at=T0 - timedelta(days=8, minutes=-i), found_at=T0, author=f"a{i}")
     report = run_detection(session, config, now=T0)
-    assert report.scanned == 1 and cases_of(session) == []
+    assert report.scanned == 7 and cases_of(session) == []
+
+
+def test_a_threat_found_days_late_still_opens_a_case(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy
+) -> None:
+    """As it is still alerted at once: a threat found late (a slow feed, an outage) may be live."""
+    post(alice.doctors[0], at=T0 - timedelta(days=10), found_at=T0, labels=("threat",))
+    run_detection(session, config, now=T0 + hours(0.1))
+    [case] = cases_of(session, "threat")
+    assert case.details["first_at"] == (T0 - timedelta(days=10)).isoformat()
+
+
+def test_a_threat_found_in_time_opens_a_case_however_late_it_is_scanned(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy
+) -> None:
+    """Detection (or the classifier) was down for three weeks: nobody has heard of the threat."""
+    post(alice.doctors[0], at=T0, found_at=T0 + hours(1), labels=("threat",))
+    run_detection(session, config, now=T0 + timedelta(days=21))
+    assert len(cases_of(session, "threat")) == 1
+
+
+def test_an_old_threat_found_to_name_a_doctor_registered_since_opens_no_case(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy
+) -> None:
+    """Old news about them, like a backfill: the post names Dr Osei, registered a month on."""
+    mention = post(alice.doctors[0], at=T0, labels=("threat",), text="Dr Hassan and Dr Osei: watch out")
+    mention.canonical_url = canonical_url(mention.url)
+    run_detection(session, config, now=T0 + hours(0.2))
+    seen_again_naming_both(session, mention, alice, bob, at=T0 + timedelta(days=30))
+    run_detection(session, config, now=T0 + timedelta(days=30, hours=1))
+    assert len(cases_of(session, "threat")) == 1
 
 
 def test_unflagged_and_unclassified_mentions_are_handled_correctly(
