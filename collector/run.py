@@ -177,8 +177,10 @@ def commit_batch(
         raise_operator_event(session, notice.kind, notice.subject, notice.message)
     record_health(session, settings, name, batch, stored)
     log.info(
-        "source %s: %d read, %d stored, %d already stored (%d naming someone new), %d naming no one",
+        "source %s: %d read, %d stored, %d already stored (%d naming someone new), %d naming no one,"
+        " %d erased on request",
         name, len(batch.posts), stored.stored, stored.duplicates, stored.linked, stored.unmatched,
+        stored.erased,
         extra={"source": name},
     )  # fmt: skip
     return new_version, stored

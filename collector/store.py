@@ -36,7 +36,7 @@ from collector.matching import EntityMatch
 from collector.post import Post
 from collector.urls import canonical_url
 from vigil.claims import lock_routing
-from vigil.models import Doctor, Mention, MentionEntity, RoutedMention
+from vigil.models import Doctor, ErasedPost, Mention, MentionEntity, RoutedMention
 
 MAX_ID = 255
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -48,12 +48,14 @@ class StoreReport:
     duplicates: int = 0
     unmatched: int = 0
     linked: int = 0  # posts seen again that named someone new, now linked to them
+    erased: int = 0  # posts erased on request, not stored again
 
     def add(self, other: StoreReport) -> None:
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.unmatched += other.unmatched
         self.linked += other.linked
+        self.erased += other.erased
 
 
 def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[EntityMatch]]]) -> StoreReport:
@@ -62,18 +64,24 @@ def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[Entit
     The routing lock is taken before the first post and held to the end of the caller's
     transaction, because a post may link a routed mention to someone new (``route_again``). It
     also makes collectors store one at a time, so two never join one article at once, nor wait
-    on each other's rows in opposite orders.
+    on each other's rows in opposite orders. A post erased on request (``vigil.erasure``) is not
+    stored again, whichever source shows it again: the erasure holds the same lock.
     """
     report = StoreReport()
-    locked = False
+    named: list[tuple[dict[str, Any], Sequence[EntityMatch]]] = []
     for post, matches in matched:
-        if not matches:
+        if matches:
+            named.append((mention_values(post), matches))
+        else:
             report.unmatched += 1
+    if not named:
+        return report
+    lock_routing(session)
+    erased = erased_among(session, [key for values, _ in named for key in erasure_keys(values)])
+    for values, matches in named:
+        if erased.intersection(erasure_keys(values)):
+            report.erased += 1
             continue
-        if not locked:
-            lock_routing(session)
-            locked = True
-        values = mention_values(post)
         stored = insert_mention(session, values, matches)
         outcome = "stored" if stored else store_copy(session, values, matches)
         if outcome == "stored":
@@ -83,6 +91,27 @@ def store_matched(session: Session, matched: Iterable[tuple[Post, Sequence[Entit
             report.linked += outcome == "linked"
     session.flush()
     return report
+
+
+def erasure_keys(values: dict[str, Any]) -> list[str]:
+    """Digests that name a stored post on the erasure list: its id on its source, then its address."""
+    keys = [_digest("post", values["source"], values["external_id"])]
+    if values.get("canonical_url"):
+        keys.append(_digest("address", values["canonical_url"]))
+    return keys
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def erased_among(session: Session, keys: Sequence[str]) -> set[str]:
+    """Those of ``keys`` that are on the erasure list (``vigil.erasure``)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found.update(session.scalars(select(ErasedPost.key).where(ErasedPost.key.in_(chunk))))
+    return found
 
 
 def insert_mention(session: Session, values: dict[str, Any], matches: Sequence[EntityMatch]) -> bool:

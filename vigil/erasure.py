@@ -6,7 +6,9 @@ evidence, which are kept unless the operator says otherwise: the defence organis
 to keep evidence for a claim (the same rule as retention: an open case, or one closed within
 ``retention.case_evidence_days``). ``erase`` deletes in batches like the retention job, notes
 in each case that loses evidence that it did, and records the erasure as an operator event with
-counts and ids only: the log must not itself keep what was erased.
+counts and ids only: the log must not itself keep what was erased. Each erased post goes on the
+erasure list (``ErasedPost``, digests only), so that the collector does not store it again when a
+source shows it again.
 
 Emails already sent (or rendered and waiting) that quote the posts are not edited: they are
 deleted after ``retention.outbox_days`` like every other email.
@@ -22,10 +24,11 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from collector.store import erasure_keys, insert_or_skip
 from collector.urls import canonical_url
 from vigil.db import transaction
 from vigil.errors import VigilError
-from vigil.models import Case, CaseEvent, CaseMention, CaseStatus, Mention, utcnow
+from vigil.models import Case, CaseEvent, CaseMention, CaseStatus, ErasedPost, Mention, utcnow
 from vigil.ops import raise_operator_event
 from vigil.retention import BATCH_SIZE, delete_mentions, holds_evidence
 
@@ -162,10 +165,34 @@ def erase(engine: Engine, plan: ErasurePlan, actor: str, batch_size: int = BATCH
     for batch in chunks(plan.to_delete, batch_size):
         with transaction(engine) as session:
             report.cases += note_lost_evidence(session, plan, batch, actor)
+            keys = post_keys(session, batch)
             report.deleted += delete_mentions(session, batch)
+            remember_erased(session, keys)
     with transaction(engine) as session:
         record_erasure(session, plan, report, actor)
     return report
+
+
+def post_keys(session: Session, ids: Sequence[int]) -> list[tuple[str | None, list[str]]]:
+    """Each mention's address and its erasure-list keys (``collector.store.erasure_keys``)."""
+    rows = session.execute(
+        select(Mention.source, Mention.external_id, Mention.canonical_url).where(Mention.id.in_(ids))
+    ).all()
+    return [(row.canonical_url, erasure_keys(row._asdict())) for row in rows]
+
+
+def remember_erased(session: Session, posts: list[tuple[str | None, list[str]]]) -> None:
+    """Put the erased posts on the erasure list, once deleted: each by its id on its source, and by
+    its address unless a copy that stays has taken the address on (``hand_on_addresses``: an
+    article that reached two practices, one of whose entries was erased by id)."""
+    addresses = [address for address, _ in posts if address]
+    handed_on = set(
+        session.scalars(select(Mention.canonical_url).where(Mention.canonical_url.in_(addresses)))
+    )
+    now = utcnow()
+    for address, keys in posts:
+        for key in keys[:1] if address in handed_on else keys:
+            session.execute(insert_or_skip(session, ErasedPost, {"key": key, "erased_at": now}))
 
 
 def chunks(ids: Sequence[int], size: int) -> Iterator[list[int]]:

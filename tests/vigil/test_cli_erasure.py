@@ -7,6 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from collector.matching import EntityMatch
+from collector.post import Post
+from collector.store import StoreReport, store_matched
 from collector.urls import canonical_url
 from tests.alerts.conftest import NOW, Factory
 from tests.conftest import Tenancy
@@ -17,6 +20,7 @@ from vigil.models import (
     CaseMention,
     CaseReason,
     CaseStatus,
+    ErasedPost,
     Mention,
     OperatorEvent,
     Severity,
@@ -158,3 +162,67 @@ def test_a_request_that_names_posts_in_no_way_or_two_is_refused(args: list[str])
     code, shown = vigil(*args, "--yes")
     assert code == 1
     assert shown.startswith("error:")
+
+
+# -- erased posts stay erased ------------------------------------------------------------------
+
+
+def seen_again(session: Session, mention: Mention, about: Tenancy, source: str = "") -> StoreReport:
+    """A source shows the post again (a feed still lists it, a file is imported again)."""
+    post = Post(source or mention.source, mention.external_id, mention.url, "@troll", NOW, "Dr Hassan again")
+    doctor = about.doctors[0]
+    report = store_matched(session, [(post, [EntityMatch(doctor.id, None, doctor.full_name, "name")])])
+    session.commit()
+    return report
+
+
+def test_an_erased_post_is_not_stored_again_when_a_source_shows_it_again(
+    session: Session, make: Factory, alice: Tenancy
+) -> None:
+    erased = make.mention(alice, author="@troll")
+    erased.canonical_url = canonical_url(erased.url)
+    session.commit()
+    assert vigil("--author", "troll", "--source", "x", "--yes")[0] == 0
+
+    report = seen_again(session, erased, alice)
+
+    assert (report.stored, report.duplicates, report.erased) == (0, 0, 1)
+    assert stored(session) == []
+    digests = list(session.scalars(select(ErasedPost.key)))
+    assert len(digests) == 2 and not any("troll" in key or "x.com" in key for key in digests)
+
+
+def test_an_erased_address_is_not_stored_again_from_another_source(
+    session: Session, make: Factory, alice: Tenancy
+) -> None:
+    erased = make.mention(alice, url="https://x.com/troll/status/123")
+    erased.canonical_url = canonical_url(erased.url)
+    session.commit()
+    assert vigil("--url", erased.url, "--yes")[0] == 0
+
+    # A Google Alert links to the same post: another source, another id, the same address.
+    report = seen_again(session, replace_id(erased, "tag:google.com,2013:alert/1"), alice, source="rss")
+
+    assert report.erased == 1 and stored(session) == []
+
+
+def test_an_entry_erased_by_id_leaves_its_article_to_the_practice_whose_copy_stays(
+    session: Session, make: Factory, alice: Tenancy, bob: Tenancy
+) -> None:
+    address = "https://news.example/gp-row"
+    first = make.mention(alice, url=address)
+    first.canonical_url = canonical_url(address)
+    copy = make.mention(bob, url=address)
+    copy.copy_of = first.id
+    session.commit()
+    assert vigil("--id", str(first.id), "--yes")[0] == 0
+
+    assert seen_again(session, first, alice).erased == 1  # the erased entry itself
+    report = seen_again(session, copy, bob)  # the copy that stays holds the address
+
+    assert (report.erased, report.duplicates) == (0, 1)
+    assert stored(session) == [copy.id]
+
+
+def replace_id(mention: Mention, external_id: str) -> Mention:
+    return Mention(source=mention.source, external_id=external_id, url=mention.url)

@@ -104,6 +104,26 @@ def test_collect_import_reports_and_export_writes_the_same_format(
     assert "1 already stored" in output
 
 
+def test_importing_a_post_erased_on_request_again_stores_nothing_and_says_so(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert vigil("register", "import", *SAMPLE)[0] == 0
+    post = {"source": "reviews", "external_id": "7", "url": "https://reviews.example/7", "author": "Jo",
+            "created_at": "2026-11-20T09:00:00Z", "text": "Dr Daniel Smith at Meanwood Health Centre in Leeds"}  # fmt: skip
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(json.dumps(post) + "\n")
+    assert vigil("collect", "import", str(posts))[0] == 0
+    assert vigil("mentions", "forget", "--url", "https://reviews.example/7", "--yes")[0] == 0
+
+    code, output = vigil("collect", "import", str(posts))
+
+    assert code == 0, output
+    assert "0 stored, 0 already stored, 0 naming no registered doctor or practice, 1 erased on request" in (
+        " ".join(output.split())
+    )
+    assert vigil("mentions", "export")[1].strip() == ""
+
+
 def test_an_export_to_the_terminal_carries_no_escape_sequence_from_a_post(
     env: dict[str, str], tmp_path: Path
 ) -> None:

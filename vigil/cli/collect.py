@@ -73,9 +73,10 @@ def import_(
     with rt.transaction() as session:
         report = import_posts(session, rt.settings, file)
     store = report.store
+    erased = f", {store.erased} erased on request (not stored again)" if store.erased else ""
     console.print(
         f"{report.read} post(s) read: {store.stored} stored, {store.duplicates} already stored, "
-        f"{store.unmatched} naming no registered doctor or practice."
+        f"{store.unmatched} naming no registered doctor or practice{erased}."
     )
 
 

@@ -8,7 +8,7 @@ from vigil.models.cases import Case, CaseEntity, CaseEvent, CaseMention, CaseRea
 from vigil.models.collector import SourceState
 from vigil.models.ops import OperatorEvent
 from vigil.models.register import Doctor, Practice, Recipient, Scope, Tenant, TenantKind
-from vigil.models.store import Classification, Mention, MentionEntity
+from vigil.models.store import Classification, ErasedPost, Mention, MentionEntity
 
 __all__ = [
     "Alert",
@@ -22,6 +22,7 @@ __all__ = [
     "CaseStatus",
     "Classification",
     "Doctor",
+    "ErasedPost",
     "Mention",
     "MentionEntity",
     "OperatorEvent",

@@ -108,3 +108,14 @@ class Classification(Base):
     @property
     def labels(self) -> list[str]:
         return [label for label in LABELS if getattr(self, label)]
+
+
+class ErasedPost(Base):
+    """A post erased on request (``vigil mentions forget``), kept as a digest of its id on its
+    source or of its address: a feed that still lists it, or a file imported again, must not bring
+    it back. Only digests, so that the list does not itself keep what was erased."""
+
+    __tablename__ = "erased_posts"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
