@@ -42,7 +42,7 @@ from collector.names import (
     practice_place,
     specialty_terms,
 )
-from collector.normalise import Normalised, fold, has_leet_one, normalise
+from collector.normalise import Normalised, fold, has_at_letter, has_leet_one, normalise
 from collector.post import Post
 from vigil.errors import VigilError
 from vigil.models import Doctor, Practice
@@ -193,9 +193,10 @@ class _Accepted:
 class _Reading:
     """One post under one reading of its leetspeak: hits, and the original text on demand."""
 
-    def __init__(self, post: Post, one: str, text: str, hits: list[_Hit]) -> None:
+    def __init__(self, post: Post, one: str, at: str, text: str, hits: list[_Hit]) -> None:
         self.post = post
         self.one = one
+        self.at = at
         self.text = text  # normalised
         self.found: dict[str, list[tuple[int, int]]] = {}
         self.terms: dict[str, _Term] = {}
@@ -225,7 +226,7 @@ class _Reading:
 
     def _normalised(self) -> Normalised:
         if self._norm is None:
-            self._norm = normalise(self.post.text, self.one)
+            self._norm = normalise(self.post.text, self.one, self.at)
         return self._norm
 
     def is_place(self, town: str, where: tuple[int, int]) -> bool:
@@ -326,20 +327,21 @@ class Matcher:
 
     def match(self, post: Post) -> list[EntityMatch]:
         """The registered entities ``post`` names, each with its original text and reason."""
-        accepted = self._match_reading(post, "i")
-        if has_leet_one(post.text):  # "He1en" reads "Helen", not "Heien"
-            for index, found in self._match_reading(post, "l").items():
+        readings = _readings(post.text)
+        accepted = self._match_reading(post, *readings[0])
+        for one, at in readings[1:]:
+            for index, found in self._match_reading(post, one, at).items():
                 accepted.setdefault(index, found)
         return [self._result(index, found) for index, found in _in_text_order(accepted)]
 
-    def _match_reading(self, post: Post, one: str) -> dict[int, _Accepted]:
-        text = fold(post.text, one)
+    def _match_reading(self, post: Post, one: str, at: str) -> dict[int, _Accepted]:
+        text = fold(post.text, one, at)
         hits = self._scan(" " + text + " ")
         target = _reply_target(post)
         replied = self._replies.get(target, []) if target else []
         if not replied and not any(hit.term.direct or hit.term.named or hit.term.shared for hit in hits):
             return {}
-        reading = _Reading(post, one, text, hits)
+        reading = _Reading(post, one, at, text, hits)
         excluded: set[int] = set()
         ruled_out: set[str] = set()  # name forms whose famous namesake the post is about
         for key in reading.found:
@@ -591,6 +593,23 @@ def _gap(context: tuple[int, int] | None, span: tuple[int, int]) -> int:
     if context is None:
         return 0
     return max(context[0] - span[1], span[0] - context[1], 0)
+
+
+def _readings(text: str) -> list[tuple[str, str]]:
+    """What a leetspeak "1" and an "@" inside a name may stand for in ``text``: every reading is
+    matched, and the first to accept an entity gives its match.
+
+    "He1en" reads "Helen", not "Heien"; "Dr P@tel" reads "Patel", but "Dr N@rcross" reads
+    "Norcross", and "Dr Smith@meanwoodgp" is a name glued to a handle, read as before "@" stood
+    for a letter. Most posts have neither, and are read once.
+    """
+    ones = ("i", "l") if has_leet_one(text) else ("i",)
+    if not has_at_letter(text):
+        return _PLAIN_READINGS[ones]
+    return [(one, at) for at in ("a", "o", "@") for one in ones]
+
+
+_PLAIN_READINGS = {ones: [(one, "a") for one in ones] for ones in (("i",), ("i", "l"))}
 
 
 def _in_text_order(accepted: dict[int, _Accepted]) -> list[tuple[int, _Accepted]]:

@@ -10,6 +10,9 @@ The fold is two-stage and both stages are shared by :func:`fold` (fast, no offse
 post) and :func:`normalise` (keeps a map back to the original text: run only on posts that hit a
 pattern), so the two always produce the same text:
 
+0. an "@" between two letters of a word that is neither a handle nor an address is read as the
+   letter ``at`` ("a" by default: "Dr P@tel"; the matcher also tries "o" for "N@rcross", and
+   the "@" as it was); see :func:`read_at_signs`;
 1. characters: compatibility decomposition (NFKD), combining marks dropped (accents), case
    folded, zero-width and bidi controls removed, look-alike letters mapped to Latin;
 2. words (runs of letters, digits, ``'`` and leet symbols): possessive ``'s`` dropped, other
@@ -20,6 +23,12 @@ A plural possessive keeps its apostrophe ("smiths'"), so that the matcher can ac
 followed by "s'" while still refusing "Smiths" (another name). A hyphen between two words
 stays ("smith-jones"), so that "Dr Smith-Jones" is not "Dr Smith"; the matcher also knows
 hyphenated names without the hyphen.
+
+An "@" elsewhere keeps its meaning: it starts a handle ("@drpriya", "@helen@mastodon.social")
+and separates an address ("reception@norcross-surgery.nhs.uk" folds to "reception
+@norcross-surgery nhs uk", as before, so the matcher can still tell a handle inside an address
+from a mention). Between a small and a capital letter it is read as "at" ("Dr Smith@Meanwood").
+Stage 0 replaces one character by one, so offsets into its output are offsets into the post.
 """
 
 from __future__ import annotations
@@ -65,12 +74,70 @@ _LEET_DIGITS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"}
 _LEET_SYMBOLS = {"$": "s", "!": "i", "|": "l"}
 _TITLES = {"doctor": "dr"}
 
+# "@" and its full-width and small forms, which NFKD folds to "@".
+_AT_SIGNS = "@\uff20\ufe6b"
+_WORD_CHARS = r"\w'$!|\-"
+# A word with an "@" inside it ("N@rcross", "x@drpriya"), not starting with one (a handle,
+# "@dr_n@me") and not followed by a domain (an address: "j.smith@nhs.net",
+# "drpriya@mastodon.social").
+_WORD_WITH_AT = re.compile(
+    rf"(?<![{_WORD_CHARS}{_AT_SIGNS}])[{_WORD_CHARS}]+[{_AT_SIGNS}][{_WORD_CHARS}{_AT_SIGNS}]*"
+    rf"(?![{_WORD_CHARS}{_AT_SIGNS}]|\.[^\W_])"
+)
+_AT_BETWEEN_LETTERS = re.compile(rf"(?<=[^\W\d_])[{_AT_SIGNS}](?=[^\W\d_])")
 # A word: letters, digits, apostrophes and leet symbols; a hyphen joins words ("Smith-Jones").
 TOKEN = re.compile(r"@?[\w'$!|]+(?:-[\w'$!|]+)*")
 _DIGIT_RUN = re.compile(r"\d{3}")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 # A "1" touching a letter: leetspeak that could stand for "i" or "l" ("Sm1th", "He1en").
 LEET_ONE = re.compile(r"(?<=[^\W\d_])1|1(?=[^\W\d_])")
+
+
+def read_at_signs(text: str, at: str = "a") -> str:
+    """``text`` with each "@" that stands for a letter replaced by ``at``, one character for one.
+
+    Abusers write "Dr P@tel" to dodge filters; the "@" may stand for "a" ("P@tel") or, by its
+    round shape, "o" ("N@rcross"). It may also be a word break after all ("Dr
+    Smith@meanwoodgp"), which ``at="@"`` keeps. The matcher tries all three readings. Only an
+    "@" between two letters of a word that is neither a handle nor an address counts, and not
+    one between a small and a capital letter, which reads as "at" ("Dr Smith@Meanwood"). Done
+    before case folding (it needs the case) and without changing the length, so offsets need no
+    map.
+    """
+    if at == "@" or not _has_at_between_letters(text):
+        return text  # most posts, even with handles: a few fast scans
+    return _WORD_WITH_AT.sub(lambda word: _at_as_letter(word.group(), at), text)
+
+
+def _has_at_between_letters(text: str) -> bool:
+    """A quick test before the word regex, which costs more than a fold: ``fold`` runs on every
+    post, and many carry a handle ("@drpriya ...")."""
+    if "\uff20" in text or "\ufe6b" in text:
+        return True  # a full-width or small "@": rare, left to the regex
+    index = text.find("@", 1)
+    while index != -1:
+        if text[index - 1].isalpha() and text[index + 1 : index + 2].isalpha():
+            return True
+        index = text.find("@", index + 1)
+    return False
+
+
+def _at_as_letter(word: str, at: str) -> str:
+    """Replace the "@"s of one word that sit between letters, except where a capital follows a
+    small letter (a new word: "Smith@Meanwood")."""
+
+    def letter(sign: re.Match[str]) -> str:
+        camel = word[sign.start() - 1].islower() and word[sign.end()].isupper()
+        return sign.group() if camel else at
+
+    return _AT_BETWEEN_LETTERS.sub(letter, word)
+
+
+def has_at_letter(text: str) -> bool:
+    """Whether ``text`` has an "@" that :func:`read_at_signs` reads as a letter."""
+    if "@" not in text and "\uff20" not in text and "\ufe6b" not in text:
+        return False  # most posts: three fast scans, no call
+    return _has_at_between_letters(text) and read_at_signs(text) != text
 
 
 def _fold_char(char: str) -> str:
@@ -219,11 +286,16 @@ _WORDS = {"i": _WordTable("i"), "l": _WordTable("l")}
 _CHUNKS = {one: _ChunkTable(words) for one, words in _WORDS.items()}
 
 
-def fold(text: str, one: str = "i") -> str:
-    """The normalised form of ``text`` (no offsets): what every post and every pattern is reduced to."""
+def fold(text: str, one: str = "i", at: str = "a") -> str:
+    """The normalised form of ``text`` (no offsets): what every post and every pattern is reduced to.
+
+    ``one`` and ``at`` are what a leetspeak "1" and an "@" inside a name stand for.
+    """
     chunks = _CHUNKS[one]
     if len(chunks) > chunks.LIMIT:
         chunks.clear()
+    if "@" in text or "\uff20" in text or "\ufe6b" in text:  # inlined: most posts have none
+        text = read_at_signs(text, at)
     return " ".join(filter(None, map(chunks.__getitem__, _fold_chars(text).split())))
 
 
@@ -268,9 +340,9 @@ class Normalised:
         return char if self.offsets is None else self.offsets[char]
 
 
-def normalise(text: str, one: str = "i") -> Normalised:
+def normalise(text: str, one: str = "i", at: str = "a") -> Normalised:
     """Normalise ``text`` like :func:`fold`, keeping the way back to the original characters."""
-    chars, offsets = _fold_chars_mapped(text)
+    chars, offsets = _fold_chars_mapped(read_at_signs(text, at))
     table = _WORDS[one]
     tokens = [match for match in TOKEN.finditer(chars) if table[match.group()]]
     normalised = " ".join([table[match.group()] for match in tokens])

@@ -203,6 +203,17 @@ BOUNDARIES_AND_SPELLINGS = [
     ("T0bias Greenw00d", {"doctor:6"}),
     ("He1en Ingram", {"doctor:10"}),  # a "1" read as "l"
     ("Tоbias Grееnwood", {"doctor:6"}),
+    # an "@" inside a name stands for "a" or "o"
+    ("Dr P@tel the cardiologist", {"doctor:8"}),
+    ("Dr N@rcross was rude at my appointment", {"doctor:7"}),
+    ("Dr N@rcr@ss was rude at my appointment", {"doctor:7"}),
+    ("He1en Ingr@m", {"doctor:10"}),  # a "1" read as "l" and an "@" as "a"
+    ("Me@nwood Health Centre never answers", {"practice:101"}),
+    ("the Me@nwood surgery", {"practice:101"}),
+    # ...or is a word break after all: a name glued to a handle or an "at"
+    ("Dr Smith@meanwoodhealthgp is rude", {"doctor:1"}),
+    ("Dr Norcross@meanwood at my appointment", {"doctor:7"}),
+    ("Tobias Greenwood@Meanwood Health Centre", {"doctor:6"}),
     ("@DrDanSmith's surgery", {"doctor:1"}),
     ("@heleningram.bsky.social", {"doctor:10"}),
     ("heleningram.bsky.social wrote", {"doctor:10"}),
@@ -212,6 +223,11 @@ BOUNDARIES_AND_SPELLINGS = [
     ("@drdansmith.bsky.social you should be struck off", set()),
     ("@drdansmith@mastodon.social you should be struck off", set()),
     ("write to info@drdansmith.co.uk", set()),
+    ("x@drdansmith is awful", set()),
+    ("x@DrDanSmith is awful", set()),
+    # an email address is not read for an "@" standing for a letter; the name in it still counts
+    ("write to reception@meanwood-health-centre.nhs.uk", set()),
+    ("write to tobias.greenwood@nhs.net", {"doctor:6"}),
     ("@fake.heleningram.bsky.social", set()),
     ("Meanwood Health Centre", {"practice:101"}),
     ("the Meanwood surgery", {"practice:101"}),
@@ -249,6 +265,12 @@ REASONS = [
         "Dr Norcross",
         "name 'Dr Norcross' (surname only) + medical context 'appointment'",
     ),
+    (
+        "Dr N@rcross was rude at my appointment",
+        "Dr N@rcross",
+        "name 'Dr N@rcross' (surname only) + medical context 'appointment'",
+    ),
+    ("Me@nwood Health Centre", "Me@nwood Health Centre", "practice name 'Me@nwood Health Centre'"),
     (
         "Harry Kane at Thorpe St Andrew Medical Centre",
         "Harry Kane",
@@ -332,6 +354,7 @@ NAMES_FOUND_ELSEWHERE = [
         # a practice named after a doctor: there is a "Dr Patel's surgery" in every town
         ("Went to Dr Patel's surgery in Manchester, the receptionist was vile", set()),
         ("Dr Patel's Surgery in Leicester never answers", {"practice:301"}),
+        ("Dr P@tel's Surgery in Leicester never answers", {"practice:301"}),
         ("Dr Khan & Partners never answer the phone", set()),
         # a street found in every town
         ("Station Road Surgery is a joke", set()),

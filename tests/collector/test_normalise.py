@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from collector.normalise import fold, has_leet_one, normalise
+from collector.normalise import fold, has_at_letter, has_leet_one, normalise
 
 FOLDS = [
     # case, punctuation and whitespace
@@ -70,6 +70,23 @@ FOLDS = [
     ("@helen@mastodon.social", "@helen @mastodon social"),
     ("heleningram.bsky.social", "heleningram bsky social"),
     ("u/DrSmith", "u drsmith"),
+    # an "@" between the letters of a name reads as a letter ("a" here; the matcher also tries "o")
+    ("Dr P@tel", "dr patel"),
+    ("Dr Sm@ll.", "dr small"),
+    ("N@rcross Surgery", "narcross surgery"),
+    ("DR N@RCROSS", "dr narcross"),
+    ("Dr N\uff20rcross", "dr narcross"),  # a full-width "@"
+    ("x@drpriya", "xadrpriya"),  # not a handle: nothing may stand before a handle's "@"
+    # ...but handles, Mastodon and email addresses, and "at" before a capital keep their "@"
+    ("@NorcrossSurgery", "@norcrosssurgery"),
+    ("@drpriya@mastodon.social", "@drpriya @mastodon social"),
+    ("@drpriya@mastodon…", "@drpriya @mastodon"),  # cut short: still a handle
+    ("drpriya@mastodon.social", "drpriya @mastodon social"),
+    ("evil.drpriya.bsky.social", "evil drpriya bsky social"),
+    ("reception@norcross-surgery.nhs.uk", "reception @norcross-surgery nhs uk"),
+    ("j.smith@nhs.net", "j smith @nhs net"),
+    ("Dr Smith@Meanwood", "dr smith @meanwood"),
+    ("x@DrPriya", "x @drpriya"),
     # a hyphen joins words; on its own it separates them
     ("Smith-Jones", "smith-jones"),
     ("Dr Smith - Jones", "dr smith jones"),
@@ -96,6 +113,14 @@ def test_a_leetspeak_one_can_also_read_as_l() -> None:
     assert not has_leet_one("seen at 10 on 1 May")
 
 
+def test_an_at_sign_in_a_name_can_also_read_as_o_or_as_a_word_break() -> None:
+    assert fold("Dr N@rcross") == "dr narcross"
+    assert fold("Dr N@rcross", at="o") == normalise("Dr N@rcross", at="o").text == "dr norcross"
+    assert fold("Dr Smith@meanwoodgp", at="@") == "dr smith @meanwoodgp"
+    assert has_at_letter("Dr N@rcross")
+    assert not has_at_letter("@drpriya@mastodon.social, j.smith@nhs.net, Dr Smith@Meanwood, me @ 5")
+
+
 SPANS = [
     # (post, normalised words, the original text they came from)
     ("Hello Dr. Ѕmіth's place", "dr smith", "Dr. Ѕmіth"),
@@ -107,6 +132,8 @@ SPANS = [
     ("ＤＲ　ＳＭＩＴＨ", "dr smith", "ＤＲ　ＳＭＩＴＨ"),
     ("the Smiths' dog", "smiths'", "Smiths'"),
     ("Dr O'Neill's clinic", "dr oneill", "Dr O'Neill"),
+    ("Dr N@rcross was rude", "dr narcross", "Dr N@rcross"),
+    ("😡 Ｄｒ Ｐ＠ｔｅｌ's list", "dr patel", "Ｄｒ Ｐ＠ｔｅｌ"),
 ]
 
 
@@ -128,13 +155,13 @@ def test_a_span_must_start_and_end_inside_words() -> None:
 def test_the_fast_fold_and_the_mapped_normalise_always_agree() -> None:
     """fold() runs on every post and normalise() only on hits: they must never disagree."""
     alphabet = [*"abcdeDrSmith '’-@.,!$|_015 \t\n", "\u00a0", "\u200b", "é", "\u0301", "Ѕ", "ß", "ﬁ", "😡"]
-    alphabet += ["\u2028", "\x1c", "Ｓ", "’s", "s'", "doctor", "Doctor's"]
+    alphabet += ["\u2028", "\x1c", "Ｓ", "’s", "s'", "doctor", "Doctor's", "＠", "A"]
     rng = random.Random(42)
     for _ in range(3_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
-        for one in ("i", "l"):
-            assert normalise(text, one).text == fold(text, one), repr(text)
-            normalised = normalise(text, one)
+        for one, at in (("i", "a"), ("l", "a"), ("i", "o"), ("i", "@")):
+            assert normalise(text, one, at).text == fold(text, one, at), repr(text)
+            normalised = normalise(text, one, at)
             for start in range(len(normalised.text)):
                 if normalised.text[start] != " ":
                     first, stop = normalised.span(start, start + 1)
