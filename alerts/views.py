@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from alerts.platforms import Platform, platform_for
 from alerts.render import clean, local_time, oneline, percent, safe_url, shorten
-from vigil.labels import LABELS
-from vigil.models import Doctor, Mention, MentionEntity, Practice, Recipient, Scope
+from vigil.labels import LABELS, REVIEWED
+from vigil.models import Classification, Doctor, Mention, MentionEntity, Practice, Recipient, Scope
 from vigil.scope import entity_in_scope, visible_to
 
 SNIPPET = 280
@@ -121,6 +121,14 @@ def _names_in_scope(session: Session, recipient: Recipient, ids: list[int]) -> d
     return names
 
 
+def _confidence(classification: Classification | None, scores: dict[str, float], label: str) -> str:
+    """The model's score, or "(reviewed)" where a person set the labels: the model's score for a
+    label it did not give would mislead."""
+    if classification is not None and classification.model_id == REVIEWED:
+        return "(reviewed)"
+    return percent(scores.get(label))
+
+
 def _view(mention: Mention, names: list[str], timezone: ZoneInfo) -> MentionView:
     classification = mention.classification
     scores = classification.scores if classification is not None else {}
@@ -138,7 +146,7 @@ def _view(mention: Mention, names: list[str], timezone: ZoneInfo) -> MentionView
         else "",
         text=text,
         snippet=shorten(clean(mention.text, single_line=True), SNIPPET),
-        labels=[(label, percent(scores.get(label))) for label in LABELS if label in labels],
+        labels=[(label, _confidence(classification, scores, label)) for label in LABELS if label in labels],
         names=names,
         labelled=classification is not None,
     )

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from cases.detect import pending_count
 from cases.workflow import entity_names, entity_ref
 from vigil.clock import sortable_time
+from vigil.labels import REVIEWED
 from vigil.models import Case, CaseMention, Classification, Mention, MentionEntity
 from vigil.models.cases import OPEN_STATUSES, CaseStatus, Severity
 
@@ -137,6 +138,7 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
                 "members": named.get(m.id, []),
                 "labels": m.classification.labels if m.classification else [],
                 "scores": m.classification.scores if m.classification else {},
+                "reviewed_by": reviewer(m.classification),
                 "text": m.text,
             }
             for m in mentions
@@ -192,3 +194,10 @@ def status_section(runtime: Any, session: Session) -> tuple[str, list[tuple[str,
     zone = ZoneInfo(runtime.settings.digest.timezone)  # the organisation's clock, as in its emails
     rows.append(("Last detection", sortable_time(last, zone) if last else "never"))
     return "Cases", rows
+
+
+def reviewer(classification: Classification | None) -> str | None:
+    """Who set these labels, if a person did (``classifier.review``)."""
+    if classification is None or classification.model_id != REVIEWED:
+        return None
+    return classification.model_version

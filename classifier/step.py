@@ -13,13 +13,13 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from classifier.model import Classifier, Prediction
 from vigil.claims import claim, release
-from vigil.labels import LABELS
+from vigil.labels import LABELS, REVIEWED
 from vigil.models import Classification, Mention, utcnow
 from vigil.runtime import Runtime
 
@@ -32,11 +32,14 @@ def unclassified() -> ColumnElement[bool]:
 
 
 def stale(classifier: Classifier) -> ColumnElement[bool]:
-    """Mentions without labels from exactly this model and version."""
+    """Mentions without labels from exactly this model and version, nor labels a person set."""
     return ~Mention.classification.has(
-        and_(
-            Classification.model_id == classifier.model_id,
-            Classification.model_version == classifier.version,
+        or_(
+            and_(
+                Classification.model_id == classifier.model_id,
+                Classification.model_version == classifier.version,
+            ),
+            Classification.model_id == REVIEWED,
         )
     )
 
@@ -98,7 +101,8 @@ def classify_pending(
 
 
 def store(session: Session, classifier: Classifier, predictions: dict[int, Prediction], token: str) -> None:
-    """Write (or replace) the labels and release this worker's claim, in the caller's transaction."""
+    """Write (or replace) the labels and release this worker's claim, in the caller's transaction;
+    labels a person set (``classifier.review``) are never replaced."""
     if not predictions:
         return
     now = utcnow()
@@ -117,7 +121,13 @@ def store(session: Session, classifier: Classifier, predictions: dict[int, Predi
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(Classification).values(rows)
     replaced = {key: statement.excluded[key] for key in rows[0] if key != "mention_id"}
-    session.execute(statement.on_conflict_do_update(index_elements=["mention_id"], set_=replaced))
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["mention_id"],
+            set_=replaced,
+            where=Classification.model_id != REVIEWED,  # a person set them meanwhile
+        )
+    )
     session.execute(
         update(Mention)
         .where(Mention.id.in_(list(predictions)), Mention.classify_claimed_by == token)

@@ -7,3 +7,5 @@ from typing import Final
 LABELS: Final = ("threat", "abusive", "critical", "praise")
 FLAGGED: Final = ("threat", "abusive", "critical")
 NEUTRAL: Final = "neutral"
+# Classification.model_id of labels a person set (classifier.review): no model replaces them.
+REVIEWED: Final = "reviewed"

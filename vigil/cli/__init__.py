@@ -10,7 +10,7 @@ from rich.table import Table
 
 from alerts.render import clean
 from vigil import migrate
-from vigil.cli import alerts, cases, collect, config, db, erasure, model, register
+from vigil.cli import alerts, cases, collect, config, db, erasure, model, register, review
 from vigil.cli.common import console, new_app, runtime
 from vigil.cli.demo import demo
 from vigil.logs import configure_logging
@@ -23,7 +23,9 @@ app.add_typer(config.app, name="config")
 app.add_typer(collect.app, name="collect")
 app.add_typer(collect.mentions_app, name="mentions")
 collect.mentions_app.command("forget")(erasure.forget)
+collect.mentions_app.command("label")(review.label)
 app.add_typer(model.app, name="model")
+model.app.command("corrections")(review.corrections)
 app.command()(model.classify)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(alerts.digest_app, name="digest")

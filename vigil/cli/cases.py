@@ -146,14 +146,22 @@ def show(
         console.print(safe(line))
     console.print(safe("Members: " + "; ".join(e["name"] for e in detail["entities"])))
     evidence = Table(
-        "Posted", "Source", "Author", "Labels", "Text", title=f"Evidence ({len(detail['evidence'])})"
+        "Mention, posted",
+        "Source",
+        "Author",
+        "Labels",
+        "Text",
+        title=f"Evidence ({len(detail['evidence'])})",
     )
     for m in detail["evidence"]:
+        labels = ", ".join(f"{label} {percent(m['scores'].get(label))}" for label in m["labels"])
+        if m["reviewed_by"]:
+            labels = f"{', '.join(m['labels']) or 'none'} (set by {m['reviewed_by']})"
         evidence.add_row(
-            local(rt, m["created_at"]).replace(" ", "\n", 1),
+            f"{m['id']}\n" + local(rt, m["created_at"]).replace(" ", "\n", 1),
             safe(m["source"]),
             safe(m["author"]),
-            ", ".join(f"{label} {percent(m['scores'].get(label))}" for label in m["labels"]),
+            safe(labels),
             safe(f"About: {'; '.join(m['members'])}\n{m['text']}\n{m['url']}"),
         )
     console.print(evidence)

@@ -17,7 +17,9 @@ from vigil.errors import VigilError
 from vigil.models import Recipient
 
 app = new_app("Collect public posts from the configured sources, or import them from a file.")
-mentions_app = new_app("Export stored mentions, or erase one person's posts on request.")
+mentions_app = new_app(
+    "Export stored mentions, correct their labels, or erase one person's posts on request."
+)
 
 
 @app.callback(invoke_without_command=True)
