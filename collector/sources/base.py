@@ -211,7 +211,8 @@ def sweep(
     after retries) the batch stops and the next poll carries on with the next query. The batch
     reports the failure (``failed``), so the poll is still recorded as failed. A query that fails
     before it was ever read keeps the start it should have read from (``from``), so its backfill
-    window is not lost to the next pass's later start.
+    window is not lost to the next pass's later start. Paging that leads back to a page already
+    read is such an error (``check_paging_moves_on``): followed, it would never end.
     """
     queries = list(dict.fromkeys(queries))
     known = state.get("queries", {})
@@ -222,6 +223,7 @@ def sweep(
     posts: list[Post] = []
     pages = 0
     failures: list[tuple[str, SourceError]] = []
+    trails: dict[str, Trail] = {}
     for query in queries:
         entry = progress[query]
         while entry.get("pass") != this_pass:
@@ -231,6 +233,9 @@ def sweep(
             try:
                 since_start = parse_time(entry["from"]) if "from" in entry else start
                 page = fetch_page(query, entry.get("since"), entry.get("cursor"), since_start)
+                pages += 1
+                posts.extend(page.posts)
+                check_paging_moves_on(page, entry.get("cursor"), trails.setdefault(query, Trail()))
             except SourceError as exc:
                 if exc.retry_after is not None:  # a rate limit covers every query: stop, resume here
                     return _batch(state, progress, posts, this_pass, error=failed([("", exc), *failures]))
@@ -243,8 +248,6 @@ def sweep(
                 if exc.transient:  # the server or the network is failing: the next poll carries on
                     return _batch(state, progress, posts, this_pass, error=failed(failures))
                 break
-            pages += 1
-            posts.extend(page.posts)
             if entry.get("cursor") is None and page.newest:
                 entry["newest"] = page.newest
             entry["cursor"] = page.cursor
@@ -258,6 +261,33 @@ def sweep(
     for entry in batch.state["queries"].values():
         entry.pop("pass", None)
     return batch
+
+
+@dataclass
+class Trail:
+    """The cursors a query was given, and the posts it read, in this batch."""
+
+    cursors: set[str] = field(default_factory=set)
+    posts: set[tuple[str, str]] = field(default_factory=set)
+
+
+def check_paging_moves_on(page: Page, cursor: str | None, trail: Trail) -> None:
+    """Raise if the API sends a query back to a page it has read: a cursor it gave before, or a
+    page of only posts already read (a server that ignores the cursor). Followed, such paging
+    never ends: the collector would loop for good, and X would bill every read of the same page
+    until the month's budget was gone. The query keeps its cursor and marker, as for any error."""
+    if cursor is not None:
+        trail.cursors.add(cursor)
+    if page.cursor is None:
+        return
+    read = {(post.external_id, post.url) for post in page.posts}
+    if page.cursor in trail.cursors or (read and read <= trail.posts):
+        raise SourceError(
+            f"paging does not move on: the page after cursor {cursor!r} leads back to one already "
+            f"read (cursor {page.cursor!r}); the query stops here until the next pass"
+        )
+    trail.cursors.add(page.cursor)
+    trail.posts.update(read)
 
 
 def failed(failures: list[tuple[str, SourceError]]) -> SourceError | None:

@@ -165,6 +165,46 @@ def test_queries_no_longer_asked_are_forgotten() -> None:
     assert list(batch.state["queries"]) == ["a"]
 
 
+class Looping(Listing):
+    """A listing whose paging goes wrong from its second page on, in one of three ways."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__(newest=30)
+        self.how = how
+
+    def __call__(self, query: str, since: str | None, cursor: str | None, start: datetime) -> Page:
+        if self.how == "ignores the cursor":
+            page = super().__call__(query, since, None, start)
+            return Page(page.posts, cursor=str(int(cursor or 0) + 3), newest=page.newest)
+        page = super().__call__(query, since, cursor, start)
+        if cursor is not None:
+            page.cursor = cursor if self.how == "repeats its cursor" else "3" if cursor == "6" else "6"
+        return page
+
+
+@pytest.mark.parametrize(
+    ("how", "cursor", "pages"),
+    [
+        ("repeats its cursor", None, 2),
+        ("repeats its cursor", "3", 1),  # resumed from the checkpoint's cursor
+        ("cycles back", None, 3),
+        ("ignores the cursor", None, 2),
+    ],
+    ids=["repeats its cursor", "repeats the checkpoint's cursor", "cycles back", "ignores the cursor"],
+)
+def test_paging_that_leads_back_to_a_page_already_read_fails_the_query_instead_of_looping(
+    how: str, cursor: str | None, pages: int
+) -> None:
+    listing = Looping(how)
+    state = {"queries": {"q": {"cursor": cursor}}} if cursor else {}
+    batch = sweep(["q", "next"], state, listing, max_pages=50, first_start=START)
+    assert len(listing.calls) == pages  # not 50 pages of the same posts
+    assert batch.error is not None and batch.error.transient
+    assert batch.error.message.startswith("paging does not move on") and "(query q)" in batch.error.message
+    assert "since" not in batch.state["queries"]["q"]  # the marker has not moved past unread posts
+    assert batch.posts  # what was read is kept
+
+
 def test_the_budget_is_asked_before_each_page() -> None:
     pages = iter([True, True, False])
     batch = sweep(

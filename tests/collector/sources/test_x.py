@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from collector.sources.x import XSource, next_month, snowflake_time
 from collector.store import StoreReport, store_matched
 from tests.collector.fakes.corpus import Item, more_items, recent
 from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
-from tests.collector.fakes.server import FakeServer
+from tests.collector.fakes.server import FakeServer, Reply, Request
 from tests.collector.fakes.x import PATH, TEXT_LIMIT, TOKEN, FakeX
 from tests.conftest import Tenancy
 from vigil.models import Mention
@@ -265,3 +266,23 @@ def test_a_long_post_is_read_whole_so_a_name_after_280_characters_is_matched(har
     [post], _ = fetch_all(harness.source())
     assert post.text == text
     assert [match.doctor_id for match in Matcher.from_entities([DOCTOR]).match(post)] == [DOCTOR.id]
+
+
+def test_a_next_token_that_repeats_fails_the_poll_instead_of_billing_the_same_page_all_month(
+    harness: Harness,
+) -> None:
+    harness.seed(25)
+    harness.overrides = {"sources__x__monthly_read_budget": 1000}
+    search = harness.api.search
+
+    def same_token(request: Request) -> Reply:
+        reply = search(request)
+        if "next_token" in reply.body["meta"]:
+            reply.body["meta"]["next_token"] = "MTA="  # always the second page
+        return reply
+
+    harness.server.routes = [("GET", re.compile(f"^{PATH}$"), same_token)]
+    posts, batch = fetch_all(harness.source())
+    assert batch.error is not None and "paging does not move on" in batch.error.message
+    assert len(harness.server.calls(PATH)) == 2 and batch.state["usage"]["reads"] == 20
+    assert len({post.external_id for post in posts}) == 20
