@@ -343,6 +343,37 @@ def utcnow_iso() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Items the API sent malformed
+# ---------------------------------------------------------------------------------------------
+
+
+def each_post(source: str, items: Iterable[T], to_post: Callable[[T], Post]) -> list[Post]:
+    """Each item the API sent as a post; one that cannot be read (a field missing, null or of
+    another shape than documented) is skipped with an error naming the source and the item, and
+    the rest are kept. Raised, it would fail the whole batch, and as the same item comes back
+    every time its page is read, every poll after it: one bad item would stop the source."""
+    posts = []
+    for item in items:
+        try:
+            posts.append(to_post(item))
+        except Exception as exc:  # any shape the API may send: the item's own fault, not the poll's
+            log.error(
+                "source %s: skipped item %s, which could not be read: %s: %s",
+                source, item_id(item), type(exc).__name__, exc, extra={"source": source},
+            )  # fmt: skip
+    return posts
+
+
+def item_id(item: Any) -> str:
+    """What names an API item in a log line: its URI or id (never its text)."""
+    for key in ("uri", "id"):
+        value = item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+        if value:
+            return repr(str(value)[:200])
+    return "without an id"
+
+
+# ---------------------------------------------------------------------------------------------
 # Text helpers
 # ---------------------------------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ the process, and exported into the checkpoint so that the next process (or ``vig
 session that can no longer be refreshed is replaced by one fresh login.
 
 An account whose handle no longer verifies comes as ``handle.invalid``: it is named by its DID.
+A post's ``createdAt`` is written by its author's client and may be anything: a post is dated by
+the time Bluesky sorts it by (``sort_time``), its indexing time when ``createdAt`` is no time or
+is later.
 
 searchPosts has no OR operator: each registered name is its own query. The ``since`` marker is
 the newest post's sort time minus ``OVERLAP``, because posts can be indexed a little after the
@@ -39,6 +42,7 @@ from collector.sources.base import (
     Page,
     SourceError,
     State,
+    each_post,
     parse_time,
     retrying,
     sweep_queries,
@@ -120,7 +124,7 @@ class BlueskySource:
     def to_posts(self, views: list[models.AppBskyFeedDefs.PostView]) -> list[Post]:
         parents = {view.uri: reply_parent_did(view) for view in views}
         handles = self.handles_of({did for did in parents.values() if did})
-        return [to_post(view, handles.get(parents[view.uri] or "")) for view in views]
+        return each_post(self.name, views, lambda view: to_post(view, handles.get(parents[view.uri] or "")))
 
     def handles_of(self, dids: set[str]) -> dict[str, str]:
         """Handles of the accounts replied to: a reply to a doctor's own post is matching context."""
@@ -158,8 +162,19 @@ def forget_sessions() -> None:
 def sort_time(view: models.AppBskyFeedDefs.PostView) -> datetime:
     """The time Bluesky sorts a post by: when it was created, unless that is after it was indexed."""
     indexed = parse_time(view.indexed_at)
+    created = created_time(view)
+    return min(created, indexed) if created else indexed
+
+
+def created_time(view: models.AppBskyFeedDefs.PostView) -> datetime | None:
+    """When the post says it was written, if that is a time. ``createdAt`` is whatever the
+    author's client wrote ("yesterday", year 0, a date years ahead); read as a time it failed the
+    whole poll, and every poll after it, as the post stayed in the search results."""
     created = getattr(view.record, "created_at", None)
-    return min(parse_time(created), indexed) if created else indexed
+    try:
+        return parse_time(created) if created else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def reply_parent_did(view: models.AppBskyFeedDefs.PostView) -> str | None:
@@ -174,14 +189,13 @@ def to_post(view: models.AppBskyFeedDefs.PostView, replied_handle: str | None) -
     rkey = str(view.uri).rsplit("/", 1)[-1]
     reply = getattr(record, "reply", None)
     langs = getattr(record, "langs", None) or []
-    created = getattr(record, "created_at", None) or view.indexed_at
     return Post(
         source="bluesky",
         external_id=str(view.uri),
         url=f"https://bsky.app/profile/{account(view.author.did, view.author.handle)}/post/{rkey}",
         author=f"@{account(view.author.did, view.author.handle)}",
         author_id=view.author.did,
-        created_at=parse_time(created),
+        created_at=sort_time(view),  # a createdAt ahead of indexing would keep the post "new" for good
         text=getattr(record, "text", "") or "",
         lang=langs[0] if langs else None,
         conversation_id=str(reply.root.uri) if reply else None,

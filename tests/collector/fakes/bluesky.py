@@ -56,6 +56,7 @@ class FakeBluesky:
         self.valid_access: set[str] = set()
         self.valid_refresh: set[str] = set()
         self.unverified: set[str] = set()  # accounts whose handle no longer verifies
+        self.records: dict[int, dict[str, object]] = {}  # fields as an item's author's client wrote them
         server.route("POST", CREATE_SESSION, self.create_session)
         server.route("POST", "/xrpc/com.atproto.server.refreshSession", self.refresh_session)
         server.route("GET", SEARCH, self.search)
@@ -116,7 +117,8 @@ class FakeBluesky:
         offset = int(request.arg("cursor") or 0)
         size = min(int(request.arg("limit") or 25), self.page_size)
         page = found[offset : offset + size]
-        posts = [post_view(item, self.handle(item.author)) for item in page]
+        written = self.records
+        posts = [post_view(item, self.handle(item.author), written.get(item.number, {})) for item in page]
         body: dict[str, object] = {"posts": posts, "hitsTotal": len(found)}
         if offset + size < len(found):
             body["cursor"] = str(offset + size)
@@ -135,7 +137,7 @@ class FakeBluesky:
         return json_reply({"profiles": profiles})
 
 
-def post_view(item: Item, handle: str) -> dict[str, object]:
+def post_view(item: Item, handle: str, written: dict[str, object] | None = None) -> dict[str, object]:
     did = did_of(item.author)
     rkey = f"3k{item.number:011d}"
     stamp = item.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -144,6 +146,7 @@ def post_view(item: Item, handle: str) -> dict[str, object]:
         "text": item.text,
         "createdAt": stamp,
         "langs": ["en"],
+        **(written or {}),
     }
     if item.reply_to:
         parent = {"uri": f"at://{did_of(item.reply_to)}/app.bsky.feed.post/3kparent00001", "cid": cid(0)}

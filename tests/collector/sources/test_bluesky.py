@@ -89,6 +89,23 @@ def test_an_account_whose_handle_no_longer_verifies_is_named_by_its_did(
     assert other.author == "@otherdad.bsky.social"
 
 
+@pytest.mark.parametrize(
+    "created_at",
+    ["yesterday", "0000-01-01T00:00:00Z", "2099-01-01T00:00:00Z"],
+    ids=["not a time", "year 0", "years ahead"],
+)
+def test_a_post_whose_client_wrote_a_created_at_that_is_no_time_or_ahead_is_kept_as_indexed(
+    harness: Harness, created_at: str
+) -> None:
+    harness.seed(3)
+    harness.api.records[2] = {"createdAt": created_at}  # createdAt is whatever the author's client wrote
+    posts, batch = fetch_all(harness.source())
+    assert batch.error is None and len(posts) == 3
+    [odd] = [post for post in posts if post.text.startswith("Post 2:")]
+    assert odd.created_at == harness.api.items[1].created_at  # its indexedAt
+    assert batch.state["queries"][f'"{NAME}"']["since"] == harness.api.items[-1].created_at.isoformat()
+
+
 def test_it_asks_for_the_latest_posts_since_the_last_sweep(harness: Harness) -> None:
     harness.seed(3)
     source = harness.source()
