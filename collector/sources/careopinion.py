@@ -8,6 +8,8 @@ redirect is treated as a refused key.
 
 A story is filed against services: its ``healthservice`` links name their ODS codes, which the
 runner turns into matches for those practices even when the story text does not name them.
+A story that cannot be read (no id, no date) is skipped with an error naming it; the others
+are kept (``collector.sources.base.each_post``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collector.sources.base import (
     Page,
     SourceError,
     State,
+    each_post,
     parse_time,
     retry_in,
     retrying,
@@ -63,7 +66,7 @@ class CareOpinionSource:
             ("skip", int(cursor or 0)),
         ]
         opinions = retrying(self.settings, lambda: self.get(params), classify_error)
-        posts = [to_post(opinion) for opinion in opinions]
+        posts = each_post(self.name, opinions, to_post)
         newest = max((post.created_at for post in posts), default=None)
         next_skip = int(cursor or 0) + len(opinions)
         return Page(
@@ -90,6 +93,8 @@ class CareOpinionSource:
 
 
 def to_post(opinion: dict[str, Any]) -> Post:
+    if not opinion.get("id"):
+        raise ValueError("the story has no id")
     links = opinion.get("links") or []
     codes = [
         str(link["id"]).upper() for link in links if link.get("rel") == "healthservice" and link.get("id")
@@ -100,10 +105,20 @@ def to_post(opinion: dict[str, Any]) -> Post:
         external_id=str(opinion["id"]),
         url=f"{WEBSITE}/{opinion['id']}",
         author=opinion.get("author") or opinion.get("authorRole") or "",
-        created_at=parse_time(opinion.get("dateOfPublication") or opinion["dateOfSubmission"]),
+        created_at=published(opinion),
         text=f"{title}\n\n{body}".strip(),
         extra={"ods_codes": codes, "criticality": opinion.get("criticality")},
     )
+
+
+def published(opinion: dict[str, Any]) -> datetime:
+    """When the story was published, else when it was submitted."""
+    for field in ("dateOfPublication", "dateOfSubmission"):
+        try:
+            return parse_time(opinion[field])
+        except (KeyError, TypeError, ValueError):  # missing, null, or no time: try the next
+            continue
+    raise ValueError("the story has no dateOfPublication or dateOfSubmission that is a time")
 
 
 def classify_error(exc: Exception) -> SourceError:

@@ -54,6 +54,7 @@ class FakeCareOpinion:
         self.server = server
         self.ods_codes = ods_codes
         self.items: list[Item] = []
+        self.sent: dict[int, object] = {}  # an item's opinion as sent: fields to change, or another value
         server.route("GET", PATH, self.opinions)
 
     def rate_limited(self) -> Reply:
@@ -79,4 +80,9 @@ class FakeCareOpinion:
         found.sort(key=lambda item: item.created_at, reverse=descending)
         skip, take = int(request.arg("skip") or 0), min(int(request.arg("take") or 10), self.page_size)
         page = found[skip : skip + take]
-        return json_reply([opinion(item, self.ods_of(item), self.server.base_url) for item in page])
+        return json_reply([self.opinion(item) for item in page])
+
+    def opinion(self, item: Item) -> object:
+        story = opinion(item, self.ods_of(item), self.server.base_url)
+        sent = self.sent.get(item.number, {})
+        return {**story, **sent} if isinstance(sent, dict) else sent

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from collector.sources.base import Context
@@ -80,3 +82,28 @@ def test_many_practices_are_asked_for_in_chunks(harness: Harness) -> None:
     harness.ods_codes = [f"Y{n:05d}" for n in range(120)]
     fetch_all(harness.source())
     assert [len(r.query["nacs"]) for r in harness.server.calls(PATH)] == [50, 50, 20]
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ({"id": None}, False),
+        (None, False),
+        ({"dateOfPublication": None, "dateOfSubmission": None}, False),
+        ({"dateOfPublication": "01/12/2026 10:00"}, True),
+    ],
+    ids=["no id", "not an object", "no date", "a publication date that is no time"],
+)
+def test_a_malformed_story_is_skipped_by_name_or_dated_by_its_submission_and_the_others_kept(
+    harness: Harness, caplog: pytest.LogCaptureFixture, sent: object, kept: bool
+) -> None:
+    harness.seed(3)
+    harness.api.sent[2] = sent
+    with caplog.at_level(logging.ERROR):
+        posts, batch = fetch_all(harness.source())
+    assert batch.error is None
+    assert len(posts) == 2 + kept
+    since = batch.state["queries"][",".join(ODS_CODES)]["since"]
+    assert since == harness.api.items[-1].created_at.isoformat()  # the sweep moved on
+    if not kept:
+        assert "source careopinion: skipped item" in caplog.text
