@@ -14,7 +14,7 @@ are kept (``collector.sources.base.each_post``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -112,10 +112,12 @@ def to_post(opinion: dict[str, Any]) -> Post:
 
 
 def published(opinion: dict[str, Any]) -> datetime:
-    """When the story was published, else when it was submitted."""
+    """When the story was published (else submitted), never later than now: the newest story's
+    date is the next sweep's ``publishedafter``, and one dated ahead (a clock or time-zone slip)
+    moved it into the future, so that no story was read again until that date."""
     for field in ("dateOfPublication", "dateOfSubmission"):
         try:
-            return parse_time(opinion[field])
+            return min(parse_time(opinion[field]), datetime.now(UTC))
         except (KeyError, TypeError, ValueError):  # missing, null, or no time: try the next
             continue
     raise ValueError("the story has no dateOfPublication or dateOfSubmission that is a time")

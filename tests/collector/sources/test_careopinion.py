@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import pytest
 
@@ -107,3 +108,18 @@ def test_a_malformed_story_is_skipped_by_name_or_dated_by_its_submission_and_the
     assert since == harness.api.items[-1].created_at.isoformat()  # the sweep moved on
     if not kept:
         assert "source careopinion: skipped item" in caplog.text
+
+
+def test_a_story_dated_in_the_future_does_not_move_the_next_sweep_past_stories_still_to_come(
+    harness: Harness,
+) -> None:
+    harness.seed(2)
+    harness.api.sent[2] = {"dateOfPublication": "2099-01-01T00:00:00"}
+    source = harness.source()
+    [_, future], batch = fetch_all(source)
+    assert future.created_at <= datetime.now(UTC)
+    assert datetime.fromisoformat(batch.state["queries"][",".join(ODS_CODES)]["since"]) <= datetime.now(UTC)
+    harness.seed(1)
+    harness.api.items[-1].created_at = datetime.now(UTC)  # published since the last sweep
+    later, _ = fetch_all(source, batch.state)
+    assert str(1_200_000 + harness.api.items[-1].number) in {post.external_id for post in later}
