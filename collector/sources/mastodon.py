@@ -8,6 +8,8 @@ the one the token belongs to — for each registered name.
 A hashtag nobody on an instance has used yet is answered with 404 "Record not found": an empty
 timeline. Any other failure of one query is reported, and the other queries are still read
 (``collector.sources.base.sweep``).
+An answer that is not a list of statuses fails its query; a status that cannot be read (no
+account, no date) is skipped with an error naming it, and the others are read.
 
 Status ids are time-ordered (milliseconds << 16); Mastodon.py turns a start time into such an id,
 so a first read starts at ``start`` without listing older posts. A status keeps its ActivityPub
@@ -40,6 +42,7 @@ from collector.sources.base import (
     Page,
     SourceError,
     State,
+    each_post,
     html_to_text,
     reset_time,
     retrying,
@@ -101,9 +104,10 @@ class MastodonSource:
                 term, resolve=False, result_type="statuses", max_id=cursor, limit=PAGE_SIZE
             ).statuses
 
-        statuses = list(retrying(self.settings, read, lambda exc: classify_error(exc, api)))
+        statuses = retrying(self.settings, lambda: listed(read()), lambda exc: classify_error(exc, api))
         fresh = [s for s in statuses if is_newer(s, since, start)]
-        posts = [to_post(status, instance) for status in fresh if not status.get("reblog")]
+        originals = [status for status in fresh if not status.get("reblog")]
+        posts = each_post(self.name, originals, lambda status: to_post(status, instance))
         full_page = len(statuses) == PAGE_SIZE and len(fresh) == len(statuses)
         return Page(
             posts,
@@ -136,11 +140,23 @@ def checked_instance(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+def listed(answer: Any) -> list[Any]:
+    """The statuses of an answer, which must be a list of them (objects): a server (or a proxy in
+    front of it) answering 200 with ``null`` or an object failed the whole poll with a TypeError."""
+    if not isinstance(answer, list) or not all(isinstance(status, dict) for status in answer):
+        raise SourceError(
+            f"Mastodon answered with something other than a list of statuses: {type(answer).__name__}"
+        )
+    return answer
+
+
 def is_newer(status: Any, since: str | None, start: datetime) -> bool:
-    """Search cannot be asked for posts after a marker, so older ones are dropped here."""
+    """Search cannot be asked for posts after a marker, so older ones are dropped here. A status
+    without a date counts as new: ``to_post`` then reports it, and the others are read."""
     if since:
         return int(status["id"]) > int(since)
-    return status["created_at"] >= start
+    created = status.get("created_at")
+    return not isinstance(created, datetime) or created >= start
 
 
 def to_post(status: Any, instance: str) -> Post:

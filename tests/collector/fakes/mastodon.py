@@ -96,6 +96,7 @@ class FakeMastodon:
     def __init__(self, server: FakeServer, items: list[Item] | None = None, tag: str = "NHS") -> None:
         self.items = list(items or [])
         self.tag = tag
+        self.sent: dict[int, dict[str, object]] = {}  # fields of an item's status to send otherwise
         server.route("GET", "/api/v1/instance/?", self.instance)
         server.route("GET", "/api/v2/instance/?", self.instance_v2)
         server.route("GET", "/api/v1/timelines/tag/(?P<tag>[^/]+)", self.tag_timeline)
@@ -142,7 +143,10 @@ class FakeMastodon:
             found = [item for item in found if item.mastodon_id() < int(max_id)]
         found.sort(key=lambda item: item.mastodon_id(), reverse=True)
         return json_reply(
-            [status(item, self.tag) for item in found[: min(int(request.arg("limit") or 20), 40)]]
+            [
+                {**status(item, self.tag), **self.sent.get(item.number, {})}
+                for item in found[: min(int(request.arg("limit") or 20), 40)]
+            ]
         )
 
     def tag_timeline(self, request: Request) -> Reply:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 import pytest
@@ -10,7 +11,7 @@ from collector.sources.mastodon import MastodonSource
 from tests.collector.fakes.corpus import Item, more_items, recent
 from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
 from tests.collector.fakes.mastodon import TOKEN, FakeMastodon
-from tests.collector.fakes.server import FakeServer, Reply
+from tests.collector.fakes.server import FakeServer, Reply, json_reply
 
 NAME = "Amira Hassan"
 TAG_PATH = "/api/v1/timelines/tag/NHS"
@@ -181,3 +182,40 @@ def test_a_reply_to_a_local_account_is_not_taken_for_an_x_handle_of_the_same_nam
     harness.api.items.append(Item(1, recent(3), "Struck off, I hope", "carol", reply_to="drpriya"))
     [post], _ = fetch_all(harness.source())
     assert Matcher.from_entities([doctor]).match(post) == []
+
+
+@pytest.mark.parametrize("answer", [None, {"error": "Something went wrong"}], ids=["null", "an object"])
+def test_an_answer_that_is_not_a_list_of_statuses_fails_the_query_and_a_good_one_recovers(
+    harness: Harness, answer: object
+) -> None:
+    harness.seed(3)
+    harness.server.fail(json_reply(answer), path=TAG_PATH, times=None)
+    posts, batch = fetch_all(harness.source())
+    assert posts == [] and batch.error is not None and batch.error.transient
+    assert "something other than a list of statuses" in batch.error.message
+    assert (
+        "(query " in batch.error.message
+        and "since" not in batch.state["queries"][harness.source().queries[0]]
+    )
+    harness.server.clear_faults()
+    posts, batch = fetch_all(harness.source(), batch.state)
+    if not posts:  # the failed query waits for the next pass
+        posts, batch = fetch_all(harness.source(), batch.state)
+    assert batch.error is None and len(posts) == 3
+
+
+@pytest.mark.parametrize(
+    "sent", [{"account": None}, {"created_at": None}, {"created_at": "yesterday"}],
+    ids=["no account", "no date", "a date that is no time"],
+)  # fmt: skip
+def test_a_status_that_cannot_be_read_is_skipped_by_name_and_the_others_kept(
+    harness: Harness, caplog: pytest.LogCaptureFixture, sent: dict[str, object]
+) -> None:
+    harness.seed(3)
+    harness.api.sent[2] = sent
+    with caplog.at_level(logging.ERROR):
+        posts, batch = fetch_all(harness.source())
+    assert batch.error is None and len(posts) == 2
+    assert "source mastodon: skipped item" in caplog.text
+    [entry] = batch.state["queries"].values()
+    assert entry["since"] == str(harness.api.items[-1].mastodon_id())  # the sweep moved on
