@@ -40,6 +40,7 @@ from collector.sources.base import (
     Page,
     SourceError,
     State,
+    each_post,
     reset_time,
     retrying,
     sweep_queries,
@@ -166,28 +167,29 @@ def snowflake_time(tweet_id: str) -> datetime:
 
 def to_posts(response: Any) -> list[Post]:
     users = {str(user.id): user for user in (response.includes or {}).get("users", [])}
-    posts = []
-    for tweet in response.data or []:
-        author = users.get(str(tweet.author_id))
-        username = author.username if author else str(tweet.author_id)
-        replied = users.get(str(tweet.in_reply_to_user_id)) if tweet.in_reply_to_user_id else None
-        references = [{"type": ref.type, "id": str(ref.id)} for ref in tweet.referenced_tweets or []]
-        posts.append(
-            Post(
-                source="x",
-                external_id=original_id(tweet),
-                url=f"https://x.com/{username}/status/{tweet.id}",
-                author=f"@{username}",
-                author_id=str(tweet.author_id) if tweet.author_id else None,
-                created_at=tweet.created_at.astimezone(UTC),
-                text=full_text(tweet),
-                lang=tweet.lang,
-                conversation_id=str(tweet.conversation_id) if tweet.conversation_id else None,
-                in_reply_to=f"@{replied.username}" if replied else None,
-                extra={"referenced_tweets": references} if references else {},
-            )
-        )
-    return posts
+    return each_post("x", response.data or [], lambda tweet: to_post(tweet, users))
+
+
+def to_post(tweet: Any, users: dict[str, Any]) -> Post:
+    author = users.get(str(tweet.author_id))
+    username = author.username if author else str(tweet.author_id)
+    replied = users.get(str(tweet.in_reply_to_user_id)) if tweet.in_reply_to_user_id else None
+    references = [{"type": ref.type, "id": str(ref.id)} for ref in tweet.referenced_tweets or []]
+    # A post without created_at failed every poll; its id says when it was posted, to the millisecond.
+    created = tweet.created_at or snowflake_time(str(tweet.id))
+    return Post(
+        source="x",
+        external_id=original_id(tweet),
+        url=f"https://x.com/{username}/status/{tweet.id}",
+        author=f"@{username}",
+        author_id=str(tweet.author_id) if tweet.author_id else None,
+        created_at=created.astimezone(UTC),
+        text=full_text(tweet),
+        lang=tweet.lang,
+        conversation_id=str(tweet.conversation_id) if tweet.conversation_id else None,
+        in_reply_to=f"@{replied.username}" if replied else None,
+        extra={"referenced_tweets": references} if references else {},
+    )
 
 
 def original_id(tweet: Any) -> str:
@@ -201,9 +203,10 @@ def original_id(tweet: Any) -> str:
 
 
 def full_text(tweet: Any) -> str:
-    """The whole post: ``text`` holds only the first 280 characters of a longer one."""
+    """The whole post: ``text`` holds only the first 280 characters of a longer one (a null
+    ``text`` is no text, not the word "None")."""
     note = tweet.data.get("note_tweet") or {}
-    return str(note.get("text") or tweet.text)
+    return str(note.get("text") or tweet.text or "")
 
 
 def classify_error(exc: Exception) -> SourceError:

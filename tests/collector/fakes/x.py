@@ -35,6 +35,7 @@ class FakeX:
         self.server = server
         self.items: list[Item] = list(items or [])
         self.histories: dict[int, list[str]] = {}  # an edit's item number -> its edit history
+        self.sent: dict[int, dict[str, object]] = {}  # fields of an item's post to send otherwise
         server.route("GET", PATH, self.search)
 
     def edit(self, original: Item, text: str) -> Item:
@@ -123,7 +124,10 @@ class FakeX:
                 users[user_id(item.reply_to)] = user(item.reply_to)
         return json_reply(
             {
-                "data": [tweet(item, fields, self.history(item)) for item in page],
+                "data": [
+                    {**tweet(item, fields, self.history(item)), **self.sent.get(item.number, {})}
+                    for item in page
+                ],
                 "includes": {"users": list(users.values())},
                 "meta": meta,
             }

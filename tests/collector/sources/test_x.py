@@ -286,3 +286,26 @@ def test_a_next_token_that_repeats_fails_the_poll_instead_of_billing_the_same_pa
     assert batch.error is not None and "paging does not move on" in batch.error.message
     assert len(harness.server.calls(PATH)) == 2 and batch.state["usage"]["reads"] == 20
     assert len({post.external_id for post in posts}) == 20
+
+
+@pytest.mark.parametrize(
+    ("sent", "created_at", "text"),
+    [
+        ({"created_at": None}, "from its id", "as sent"),
+        ({"text": None}, "as sent", ""),
+    ],
+    ids=["no created_at", "text null"],
+)
+def test_a_post_with_a_field_missing_is_stored_with_what_x_says_elsewhere(
+    harness: Harness, sent: dict[str, object], created_at: str, text: str
+) -> None:
+    harness.seed(3)
+    harness.api.sent[2] = sent
+    posts, batch = fetch_all(harness.source())
+    assert batch.error is None and len(posts) == 3
+    item = harness.api.items[1]
+    [post] = [post for post in posts if post.external_id == str(item.snowflake())]
+    assert post.created_at == (
+        snowflake_time(str(item.snowflake())) if created_at == "from its id" else item.created_at
+    )
+    assert post.text == (item.text if text == "as sent" else text)
