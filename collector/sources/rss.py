@@ -4,6 +4,8 @@ Each feed is fetched through Vigil's HTTP session (feedparser's own fetching has
 conditional GET: the ETag and Last-Modified of the last answer are sent back, and an unchanged
 feed answers 304 with nothing to parse. Feeds have no paging; entries already stored are skipped
 by the store. One failing feed does not stop the others: the poll reports the first failure.
+An answer with no feed in it (an empty body, a web page) is a failure, never an empty feed: a
+feed whose address came to serve a sign-in page would otherwise go quiet without a word.
 Google Alerts wraps each link in a google.com redirect; the real address is stored.
 """
 
@@ -92,6 +94,8 @@ class FeedSource:
         )
         if parsed.bozo and not parsed.entries:
             raise SourceError(f"not a readable RSS or Atom feed ({parsed.get('bozo_exception')})")
+        if not parsed.get("version") and not parsed.entries:  # an empty body, a sign-in page
+            raise SourceError("not a readable RSS or Atom feed (the answer holds no feed)")
         title = parsed.feed.get("title", "")
         found = {
             "etag": response.headers.get("ETag", ""),

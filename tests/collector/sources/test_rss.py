@@ -8,7 +8,7 @@ from collector.sources.rss import FeedSource, to_post
 from tests.collector.fakes.corpus import more_items
 from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
 from tests.collector.fakes.feeds import FakeFeeds, story_url
-from tests.collector.fakes.server import FakeServer
+from tests.collector.fakes.server import FakeServer, Reply
 
 NAME = "Amira Hassan"
 
@@ -91,6 +91,27 @@ def test_one_failing_feed_does_not_stop_the_others(server: FakeServer) -> None:
     assert len(posts) == 2
     assert batch.error is not None and batch.error.permanent
     assert "alerts-0" in batch.error.message
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Reply(200, b"", {"Content-Type": "application/atom+xml"}),
+        Reply(200, b"<html><body><p>Before you continue</p></body></html>", {"Content-Type": "text/xml"}),
+    ],
+    ids=["an empty body", "a web page served as XML"],
+)
+def test_an_answer_with_no_feed_in_it_is_a_failed_read_not_an_empty_feed(
+    harness: Harness, answer: Reply
+) -> None:
+    harness.seed(2)
+    harness.server.fail(answer, path="/feeds/alerts-0", times=None)
+    posts, batch = fetch_all(harness.source())
+    assert posts == [] and batch.error is not None and batch.error.transient
+    assert "alerts-0: not a readable RSS or Atom feed" in batch.error.message
+    harness.server.clear_faults()
+    posts, batch = fetch_all(harness.source(), batch.state)
+    assert batch.error is None and len(posts) == 2
 
 
 def test_a_rate_limited_feed_waits_while_the_others_carry_on(server: FakeServer) -> None:
