@@ -154,9 +154,17 @@ def is_newer(status: Any, since: str | None, start: datetime) -> bool:
     """Search cannot be asked for posts after a marker, so older ones are dropped here. A status
     without a date counts as new: ``to_post`` then reports it, and the others are read."""
     if since:
-        return int(status["id"]) > int(since)
+        return id_order(status["id"]) > id_order(since)
     created = status.get("created_at")
     return not isinstance(created, datetime) or created >= start
+
+
+def id_order(status_id: Any) -> tuple[int, str]:
+    """Where a status id sorts. Ids are strings: numbers on Mastodon, but not on every server
+    with Mastodon's API (Akkoma and Pleroma flake ids, GoToSocial ULIDs, each of one length), where
+    ``int()`` failed every poll after the first. Shorter first, then by character, orders both."""
+    text = str(status_id)
+    return len(text), text
 
 
 def to_post(status: Any, instance: str) -> Post:

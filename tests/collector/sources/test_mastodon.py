@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
 
 from collector.matching import Entity, Matcher
 from collector.sources.base import Context
-from collector.sources.mastodon import MastodonSource
+from collector.sources.mastodon import MastodonSource, is_newer
 from tests.collector.fakes.corpus import Item, more_items, recent
 from tests.collector.fakes.faults import SourceContract, fetch_all, source_settings
 from tests.collector.fakes.mastodon import TOKEN, FakeMastodon
@@ -219,3 +220,20 @@ def test_a_status_that_cannot_be_read_is_skipped_by_name_and_the_others_kept(
     assert "source mastodon: skipped item" in caplog.text
     [entry] = batch.state["queries"].values()
     assert entry["since"] == str(harness.api.items[-1].mastodon_id())  # the sweep moved on
+
+
+@pytest.mark.parametrize(
+    ("status_id", "since", "newer"),
+    [
+        ("117746460327936003", "117746460327936002", True),
+        (1000, "999", True),  # Mastodon.py may hand ids over as numbers
+        ("117746460327936002", "117746460327936003", False),
+        ("01HGW2N7EBXS3W1A9Y8Q5T6V7Z", "01HGW2N7EBXS3W1A9Y8Q5T6V7A", True),
+        ("AcB2yRkJ9b1vCsL3Wa", "AcB2yRkJ9b1vCsL3Wz", False),
+    ],
+    ids=["mastodon", "a longer number", "mastodon, older", "a gotosocial ulid", "an akkoma flake id, older"],
+)
+def test_status_ids_that_are_not_numbers_are_ordered_like_numbers_on_instances_that_are_not_mastodon(
+    status_id: object, since: str, newer: bool
+) -> None:
+    assert is_newer({"id": status_id}, since, datetime.now(UTC)) is newer
