@@ -38,6 +38,7 @@ from collector.sources.base import (
     Page,
     SourceError,
     State,
+    each_post,
     parse_time,
     retry_in,
     retrying,
@@ -94,7 +95,7 @@ class RedditSource:
         fresh = [s for s in submissions if created(s) >= oldest]
         more = len(submissions) == PAGE_SIZE and len(fresh) == len(submissions)
         return Page(
-            [to_post(s) for s in fresh],
+            each_post(self.name, fresh, to_post),
             cursor=submissions[-1].fullname if more else None,
             newest=created(fresh[0]).isoformat() if fresh else None,
         )
@@ -114,7 +115,7 @@ class RedditSource:
         if since and ran_out(comments, cursor, parse_time(since)):
             self.notices.append(self.gap_notice(since, comments))
         return Page(
-            [comment_to_post(c) for c in fresh],
+            each_post(self.name, fresh, comment_to_post),
             cursor=comments[-1].fullname if more else None,
             newest=created(fresh[0]).isoformat() if fresh else None,
         )

@@ -114,6 +114,7 @@ class FakeReddit:
     def __init__(self, server: FakeServer, items: list[Item] | None = None) -> None:
         self.items = list(items or [])  # submissions
         self.comments: list[Item] = []
+        self.without_permalink: set[int] = set()  # item numbers whose thing lacks its permalink
         server.route("POST", TOKEN_PATH, self.token)
         server.route("GET", "/r/(?P<subs>[^/]+)/search/?", self.search)
         server.route("GET", "/r/(?P<subs>[^/]+)/comments/?", self.comment_listing)
@@ -163,7 +164,11 @@ class FakeReddit:
             return refusal
         newest = sorted(self.comments, key=lambda item: item.created_at, reverse=True)
         subreddit = request.match["subs"].split("+")[0]
-        return self.listing(request, [comment(item, subreddit) for item in newest[: self.listing_cap]])
+        things = [comment(item, subreddit) for item in newest[: self.listing_cap]]
+        for thing, item in zip(things, newest, strict=False):
+            if item.number in self.without_permalink:
+                del thing["data"]["permalink"]  # type: ignore[attr-defined]
+        return self.listing(request, things)
 
     def listing(self, request: Request, things: list[dict[str, object]]) -> Reply:
         """One page of ``things`` after the ``after`` fullname, at most ``limit`` long."""

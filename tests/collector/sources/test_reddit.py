@@ -185,6 +185,19 @@ def test_a_comment_by_a_deleted_account_is_kept_without_an_author_id(comments: C
     assert post.text == "Amira Hassan should be struck off"
 
 
+def test_a_comment_that_cannot_be_read_is_skipped_and_the_others_kept(
+    comments: CommentsHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    comments.api.comments += [
+        comment_item(1, "Amira Hassan was lovely"),
+        comment_item(2, "Amira Hassan, again"),
+    ]
+    comments.api.without_permalink.add(2)
+    posts, batch = fetch_all(comments.source())
+    assert batch.error is None and [post.text for post in posts] == ["Amira Hassan was lovely"]
+    assert "source reddit: skipped item" in caplog.text and "again" not in caplog.text
+
+
 def test_every_comment_is_read_whatever_it_names_for_the_matcher_to_sort(comments: CommentsHarness) -> None:
     comments.api.comments += [comment_item(1, NAMING_NO_ONE), comment_item(2, "Amira Hassan was lovely")]
     posts, _ = fetch_all(comments.source())
