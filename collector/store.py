@@ -36,7 +36,7 @@ from collector.matching import EntityMatch
 from collector.post import Post
 from collector.urls import canonical_url
 from vigil.claims import lock_routing
-from vigil.models import Doctor, ErasedPost, Mention, MentionEntity, RoutedMention
+from vigil.models import Doctor, ErasedPost, Mention, MentionEntity, RoutedMention, utcnow
 
 MAX_ID = 255
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -223,7 +223,10 @@ def insert_or_skip(session: Session, model: type[Any], values: dict[str, Any]) -
 
 
 def mention_values(post: Post) -> dict[str, Any]:
-    """The row for a post: text cleaned of NUL characters, fields clipped to their columns."""
+    """The row for a post: text cleaned of NUL characters, fields clipped to their columns, and
+    dated no later than now. A post's date is often written by its author's client (Bluesky,
+    Mastodon, feeds): one dated next year would stay "new" to case detection, and top every
+    listing, until then."""
     return {
         "source": post.source[:32],
         "external_id": stable_id(post.external_id),
@@ -231,7 +234,7 @@ def mention_values(post: Post) -> dict[str, Any]:
         "canonical_url": canonical_url(post.url),
         "author": clean(post.author)[:MAX_ID],
         "author_id": clip(post.author_id),
-        "created_at": post.created_at,
+        "created_at": min(post.created_at, utcnow()),
         "text": clean(post.text),
         "lang": clip(post.lang, 16),
         "conversation_id": clip(post.conversation_id),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -48,6 +49,17 @@ def test_it_stores_a_matched_post_with_the_entities_it_names(session: Session, a
         (alice.doctors[0].id, None, "Amira Hassan", "name + town 'Leeds'"),
         (None, alice.practice.id, "Alice Road Surgery", "practice name"),
     ]
+
+
+def test_a_post_dated_in_the_future_is_stored_as_posted_when_it_was_found(
+    session: Session, alice: Tenancy
+) -> None:
+    """Bluesky, Mastodon and feeds carry the date the author's client wrote: next year, say."""
+    future = replace(post(), created_at=datetime(2099, 1, 1, tzinfo=UTC))
+    store_matched(session, [(future, names_doctor(alice))])
+    session.commit()
+    mention = session.scalars(select(Mention)).one()
+    assert mention.created_at <= mention.collected_at <= datetime.now(UTC)
 
 
 def test_it_does_not_store_posts_that_name_no_one(session: Session, alice: Tenancy) -> None:
