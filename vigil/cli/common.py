@@ -34,8 +34,8 @@ class VigilGroup(TyperGroup):
             raise fail(str(exc), exc.exit_code) from exc
         except (OperationalError, ProgrammingError) as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            no_schema = "no such table" in reason or ("relation" in reason and "does not exist" in reason)
-            hint = " (the database has no schema yet: run `vigil db upgrade`)" if no_schema else _stale(ctx)
+            missing_table = "no such table" in reason or ("relation" in reason and "does not exist" in reason)
+            hint = _schema_hint(ctx, missing_table)
             if isinstance(exc, ProgrammingError) and not hint:
                 raise  # a bug, not the database's state (a stale schema's missing column gets the hint)
             raise fail(f"database error: {reason}{hint}") from exc
@@ -45,21 +45,23 @@ class VigilGroup(TyperGroup):
             raise fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from exc
 
 
-def _stale(ctx: Any) -> str:
-    """A hint for a database error on a schema older than the code (a missing column, say)."""
+def _schema_hint(ctx: Any, missing_table: bool) -> str:
+    """A hint for a database error on a schema missing or older than the code (a table or a
+    column that a later migration adds)."""
     from vigil import migrate
 
+    no_schema = " (the database has no schema yet: run `vigil db upgrade`)"
     rt = ctx.find_root().obj
-    if not isinstance(rt, Runtime):
-        return ""
     try:
         current, head = migrate.current_revision(rt.engine), migrate.head_revision()
-    except Exception:  # the database is unreachable: no hint to give
-        return ""
+    except Exception:  # no runtime, or the database is unreachable: only the error itself to go on
+        return no_schema if missing_table else ""
     if current == head:
         return ""
+    if current is None:
+        return no_schema
     needs = f"this version of Vigil needs {head}"
-    return f" (the database is at schema {current or 'empty'}, {needs}: run `vigil db upgrade`)"
+    return f" (the database is at schema {current}, {needs}: run `vigil db upgrade`)"
 
 
 def new_app(help_text: str) -> typer.Typer:
