@@ -63,6 +63,14 @@ def correct_labels(session: Session, ids: Sequence[int], labels: Iterable[str], 
     missing = sorted(set(ids) - {mention.id for mention in mentions})
     if missing:
         raise VigilError(f"no stored mention has the id(s) {', '.join(map(str, missing))}; nothing changed")
+    # Hold the current labels until commit (PostgreSQL): a model's batch stored between reading
+    # them and writing these would keep its labels wherever the person's equal the old ones.
+    session.scalars(
+        select(Classification)
+        .where(Classification.mention_id.in_(ids))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
     now = utcnow()
     corrections = []
     for mention in sorted(mentions, key=lambda m: m.id):

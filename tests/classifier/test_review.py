@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import threading
+from types import SimpleNamespace
+from typing import cast
+
 import pytest
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
-from classifier.model import Classifier, load_classifier
+from classifier.model import Classifier, Prediction, load_classifier
 from classifier.review import correct_labels, corrections, parse_labels
 from classifier.step import classify_pending, store
 from tests.classifier.test_step import TEXTS, add_mentions, classifications
+from vigil.db import transaction
 from vigil.errors import VigilError
 from vigil.runtime import Runtime
 from vigil.settings import Settings
@@ -108,6 +114,44 @@ def test_labels_a_person_set_while_the_model_was_labelling_are_kept(
     session.commit()
 
     assert classifications(session)[0].labels == ["critical"]
+
+
+def test_labels_a_person_sets_while_a_new_models_batch_is_stored_are_all_the_persons(
+    backend: str, session: Session, engine: Engine
+) -> None:
+    """The case team clears a false threat while a reclassify is storing a batch: the batch lands
+    after the correction read the old labels and before it wrote its own. None of the new model's
+    labels may stay under the person's name (an abuse alert "(reviewed)" that no model replaces)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: no batch is stored meanwhile")
+    [mention_id] = add_mentions(session, TEXTS[:1])
+    old, new = model("v1"), model("v2")
+    store(session, old, {mention_id: Prediction({}, ("threat",))}, token="worker:1")
+    session.commit()
+    worker = threading.Thread(target=store_in_a_worker, args=(engine, new, mention_id, ("threat", "abusive")))
+
+    def batch_stored_meanwhile(*_: object) -> None:
+        worker.start()
+        worker.join(timeout=2)  # it may wait for the correction to commit
+
+    event.listen(session, "before_flush", batch_stored_meanwhile, once=True)
+    correct_labels(session, [mention_id], [], by="Priya")
+    session.commit()
+    worker.join()
+
+    row = classifications(session)[0]
+    assert (row.model_id, row.labels) == ("reviewed", [])
+
+
+def model(version: str) -> Classifier:
+    return cast(Classifier, SimpleNamespace(model_id="vigil-test", version=version))
+
+
+def store_in_a_worker(
+    engine: Engine, classifier: Classifier, mention_id: int, labels: tuple[str, ...]
+) -> None:
+    with transaction(engine) as other:
+        store(other, classifier, {mention_id: Prediction({}, labels)}, token="worker:2")
 
 
 def test_corrections_come_back_as_corpus_lines(session: Session, rt: Runtime, classifier: Classifier) -> None:
