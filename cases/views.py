@@ -72,15 +72,17 @@ def load_cases(
 
 def top_threat_scores(session: Session, cases: Sequence[Case]) -> dict[int, float]:
     """Each case's highest threat score among its evidence labelled threat: the case team's first
-    clue to how sure a "possible threat" is (every threat opens a critical case)."""
+    clue to how sure a "possible threat" is (every threat opens a critical case). A threat a person
+    labelled (``classifier.review``) is sure: the model's score for it is what they corrected."""
     rows = session.execute(
-        select(CaseMention.case_id, Classification.scores)
+        select(CaseMention.case_id, Classification.scores, Classification.model_id)
         .join(Classification, Classification.mention_id == CaseMention.mention_id)
         .where(CaseMention.case_id.in_([case.id for case in cases]), Classification.threat.is_(True))
     )
     top: dict[int, float] = {}
-    for case_id, scores in rows:
-        top[case_id] = max(top.get(case_id, 0.0), float((scores or {}).get("threat") or 0.0))
+    for case_id, scores, model_id in rows:
+        score = 1.0 if model_id == REVIEWED else float((scores or {}).get("threat") or 0.0)
+        top[case_id] = max(top.get(case_id, 0.0), score)
     return top
 
 

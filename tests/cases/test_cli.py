@@ -84,6 +84,20 @@ def test_list_puts_the_most_severe_first_and_reads_as_the_emails_do(
     assert code == 1 and "expected one of spike, pile-on, threat, campaign" in output
 
 
+def test_list_does_not_give_a_threat_the_case_team_confirmed_the_models_low_score(
+    session: Session, post: Post, alice: Tenancy, env: dict[str, str]
+) -> None:
+    """A threat the model missed (it said abuse) and a person labelled: the list must not tell the
+    case team that the case is probably a false alarm."""
+    missed = post(alice.doctors[0], at=utcnow() - timedelta(minutes=10), labels=("abusive",))
+    assert vigil("mentions", "label", str(missed.id), "--labels", "threat,abusive", "--by", "Priya")[0] == 0
+    assert vigil("cases", "detect")[0] == 0
+
+    [row] = json.loads(vigil("cases", "list", "--json")[1])
+    assert row["reason"] == "threat" and row["top_threat_score"] == 1.0
+    assert "threat score up to 0%" not in vigil("cases", "list")[1]
+
+
 def test_list_filters_by_status(threat_case: int) -> None:
     assert json.loads(vigil("cases", "list", "--status", "closed", "--json")[1]) == []
     assert len(json.loads(vigil("cases", "list", "--status", "all", "--json")[1])) == 1
