@@ -29,7 +29,7 @@ from alerts.render import RenderedEmail, render_email
 from alerts.views import LABEL_TITLES, MentionView, mention_views, scope_description
 from alerts.weeks import Week
 from vigil.db import transaction
-from vigil.labels import LABELS, NEUTRAL
+from vigil.labels import LABELS, NEUTRAL, sureness
 from vigil.models import Classification, Mention, Recipient, Scope, utcnow
 from vigil.scope import reached_between
 
@@ -259,14 +259,14 @@ def _top_posts(
     else:
         condition = getattr(Classification, label).is_(True)
     rows = session.execute(
-        select(reached.c.mention_id, Classification.scores)
+        select(reached.c.mention_id, Classification.scores, Classification.model_id)
         .outerjoin(Classification, Classification.mention_id == reached.c.mention_id)
         .where(condition)
         .order_by(reached.c.at.desc(), reached.c.mention_id.desc())
         .limit(_CANDIDATES)
     ).all()
     if label not in (NEUTRAL, UNLABELLED):
-        rows = sorted(rows, key=lambda row: -float((row.scores or {}).get(label) or 0))
+        rows = sorted(rows, key=lambda row: -sureness(row.model_id, row.scores, label))
     # Enough for the section once the posts shown in the sections above it are left out.
     return [row.mention_id for row in rows[: config.digest.top_items * len(LABELS)]]
 

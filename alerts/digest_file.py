@@ -27,7 +27,7 @@ from alerts.views import LABEL_TITLES, MentionView, mention_views
 from alerts.weeks import Week
 from collector.sources.files import escape_cell
 from vigil.clock import sortable_time
-from vigil.labels import LABELS
+from vigil.labels import LABELS, sureness
 from vigil.models import Classification, Recipient
 from vigil.scope import reached_between
 
@@ -72,7 +72,13 @@ def digest_file(
         else_=len(ORDER),
     )
     fetched = session.execute(
-        select(reached.c.mention_id, reached.c.at, rank.label("rank"), Classification.scores)
+        select(
+            reached.c.mention_id,
+            reached.c.at,
+            rank.label("rank"),
+            Classification.scores,
+            Classification.model_id,
+        )
         .outerjoin(Classification, Classification.mention_id == reached.c.mention_id)
         .where(shown_to(recipient))
         .order_by(rank, reached.c.at.desc(), reached.c.mention_id.desc())
@@ -81,7 +87,7 @@ def digest_file(
     if not fetched:
         return None
     # As the email lists them: within each label, the highest score first.
-    rows = sorted(fetched, key=lambda row: (row.rank, -score_for(row.scores, row.rank)))
+    rows = sorted(fetched, key=lambda row: (row.rank, -score_for(row.model_id, row.scores, row.rank)))
     found = {row.mention_id: row.at for row in rows}
     views = mention_views(session, recipient, list(found), timezone)
     data, escaped = csv_bytes(views, found, timezone)
@@ -115,10 +121,10 @@ def csv_bytes(views: list[MentionView], found: dict[int, datetime], timezone: Zo
     return ("\ufeff" + out.getvalue()).encode("utf-8"), escaped
 
 
-def score_for(scores: dict[str, float] | None, rank: int) -> float:
-    """The score of the label a row is filed under (0 for unlabelled and other posts)."""
+def score_for(model_id: str | None, scores: dict[str, float] | None, rank: int) -> float:
+    """How sure the label a row is filed under is (0 for unlabelled and other posts)."""
     label = ORDER[rank] if rank < len(ORDER) else None
-    return float((scores or {}).get(label) or 0.0) if label else 0.0
+    return sureness(model_id, scores, label) if label else 0.0
 
 
 def label_cell(view: MentionView) -> str:

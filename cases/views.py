@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from cases.detect import pending_count
 from cases.workflow import entity_names, entity_ref
 from vigil.clock import sortable_time
-from vigil.labels import REVIEWED
+from vigil.labels import REVIEWED, sureness
 from vigil.models import Case, CaseMention, Classification, Mention, MentionEntity
 from vigil.models.cases import OPEN_STATUSES, CaseStatus, Severity
 
@@ -81,8 +81,7 @@ def top_threat_scores(session: Session, cases: Sequence[Case]) -> dict[int, floa
     )
     top: dict[int, float] = {}
     for case_id, scores, model_id in rows:
-        score = 1.0 if model_id == REVIEWED else float((scores or {}).get("threat") or 0.0)
-        top[case_id] = max(top.get(case_id, 0.0), score)
+        top[case_id] = max(top.get(case_id, 0.0), sureness(model_id, scores, "threat"))
     return top
 
 

@@ -9,3 +9,11 @@ FLAGGED: Final = ("threat", "abusive", "critical")
 NEUTRAL: Final = "neutral"
 # Classification.model_id of labels a person set (classifier.review): no model replaces them.
 REVIEWED: Final = "reviewed"
+
+
+def sureness(model_id: str | None, scores: dict[str, float] | None, label: str) -> float:
+    """How sure a label is, to put the surest first: a label a person set is sure; otherwise the
+    model's score (a corrected post's score is what they corrected, often near 0)."""
+    if model_id == REVIEWED:
+        return 1.0
+    return float((scores or {}).get(label) or 0.0)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from alerts.config import AlertsConfig
 from alerts.digest import build_digests
 from alerts.weeks import Week
+from classifier.review import correct_labels
 from tests.alerts.conftest import Factory
 from tests.alerts.test_digest import LAST_WEEK, THIS_WEEK, build, digest_for, parts
 from tests.conftest import Tenancy
@@ -112,6 +113,25 @@ def test_within_a_label_the_highest_score_comes_first_as_in_the_email(
     ]  # fmt: skip
     text, _ = parts(message)
     assert text.index("Sure") < text.index("Likely") < text.index("Weak")
+
+
+def test_a_threat_the_case_team_set_comes_first_in_the_email_and_the_file(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    """The model scored it 4 %: that is what the case team corrected, not how sure it is."""
+    make.mention(alice, labels=["threat"], scores={"threat": 0.95}, text="Sure", created_at=THIS_WEEK)
+    missed = make.mention(alice, text="Missed", scores={"threat": 0.04}, created_at=THIS_WEEK)
+    correct_labels(session, [missed.id], ["threat"], by="Priya")
+    session.commit()
+    build(engine, config)
+    message = digest_for(session, alice.recipient.email)
+    file = attached(message)
+    assert file is not None
+    assert [(row["Text"], row["Labels"]) for row in file[1]] == [
+        ("Missed", "Possible threat (reviewed)"), ("Sure", "Possible threat 95%"),
+    ]  # fmt: skip
+    text, _ = parts(message)
+    assert text.index("Missed") < text.index("Sure")
 
 
 def test_a_post_is_in_the_file_of_the_week_it_was_found(
