@@ -49,15 +49,21 @@ def recipient_reason(recipient: Recipient) -> str:
 
 
 def alert_email(session: Session, config: AlertsConfig, alert: Alert) -> RenderedEmail | None:
-    """The immediate alert: the posts (only those the recipient may see), labels, scores and guidance."""
+    """The immediate alert: the posts (only those the recipient may see, and still labelled as
+    alerted: a post corrected while its follow-up window was open is left out), labels, scores and
+    guidance. None if no post is left."""
     timezone = config.digest.timezone
     recipient = alert.recipient
-    mentions = mention_views(session, recipient, [item.mention_id for item in alert.items], timezone)
-    if not mentions:
-        return None
     # Guidance for the alert's own label and any more serious one, never a less serious one: the
     # advice on criticism (a reply template) must not sit beside "do not reply" in a threat alert.
     serious = LABELS[: LABELS.index(alert.label) + 1]
+    mentions = [
+        mention
+        for mention in mention_views(session, recipient, [item.mention_id for item in alert.items], timezone)
+        if any(label in serious for label in mention.label_names)  # not relabelled since it joined
+    ]
+    if not mentions:
+        return None
     labels = {label for mention in mentions for label in mention.label_names if label in serious}
     window_start = alert.window_ends_at - config.group_window
     return render_email(

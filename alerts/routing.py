@@ -253,7 +253,10 @@ def enqueue_due_alerts(session: Session, config: AlertsConfig, now: datetime) ->
         alert.enqueued_at = now
         email = alert_email(session, config, alert)
         if email is None:
-            log.error("alert %d has no post its recipient may see; nothing sent", alert.id)
+            log.warning(
+                "alert %d has no post to send (none its recipient may see, or all relabelled since)",
+                alert.id,
+            )
             continue
         key = f"alert:r{alert.recipient_id}:m{alert.items[0].mention_id}"
         count += enqueue_email(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from alerts.config import AlertsConfig, load_config
 from alerts.jobs import route_new_mentions
 from alerts.routing import RoutingReport, route_batch
+from classifier.review import correct_labels
 from collector.matching import EntityMatch
 from collector.post import Post
 from collector.store import store_matched
@@ -192,6 +193,39 @@ def test_abuse_within_the_window_is_one_follow_up_sent_when_the_window_closes(
     route(engine, config, NOW + timedelta(minutes=21))
     assert len(alerts_sent(session)) == 3  # a new window opens with an immediate alert
     assert "a post naming" in alerts_sent(session)[-1].subject
+
+
+def test_a_post_corrected_while_its_follow_up_window_is_open_is_left_out_of_it(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, labels=["abusive"], created_at=NOW - timedelta(minutes=1))
+    route(engine, config, NOW)
+    joke = make.mention(alice, labels=["abusive"], text="Banter", created_at=NOW + timedelta(minutes=1)).id
+    make.mention(alice, labels=["abusive"], text="Insult", created_at=NOW + timedelta(minutes=2))
+    route(engine, config, NOW + timedelta(minutes=3))
+    correct_labels(session, [joke], ["praise"], by="Priya")
+    session.commit()
+
+    route(engine, config, NOW + timedelta(minutes=15))
+
+    _, follow_up = alerts_sent(session)
+    assert "1 more post naming" in follow_up.subject
+    assert "Insult" in html_of(follow_up) and "Banter" not in html_of(follow_up)
+
+
+def test_a_follow_up_whose_every_post_was_corrected_is_not_sent(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy
+) -> None:
+    make.mention(alice, labels=["abusive"], created_at=NOW - timedelta(minutes=1))
+    route(engine, config, NOW)
+    joke = make.mention(alice, labels=["abusive"], created_at=NOW + timedelta(minutes=1)).id
+    route(engine, config, NOW + timedelta(minutes=3))
+    correct_labels(session, [joke], [], by="Priya")
+    session.commit()
+
+    route(engine, config, NOW + timedelta(minutes=15))
+
+    assert len(alerts_sent(session)) == 1
 
 
 def test_each_threat_is_alerted_on_its_own(
