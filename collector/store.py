@@ -97,8 +97,13 @@ def erasure_keys(values: dict[str, Any]) -> list[str]:
     """Digests that name a stored post on the erasure list: its id on its source, then its address."""
     keys = [_digest("post", values["source"], values["external_id"])]
     if values.get("canonical_url"):
-        keys.append(_digest("address", values["canonical_url"]))
+        keys.append(address_key(values["canonical_url"]))
     return keys
+
+
+def address_key(address: str) -> str:
+    """The erasure-list digest of a canonical address (``collector.urls``)."""
+    return _digest("address", address)
 
 
 def _digest(*parts: str) -> str:

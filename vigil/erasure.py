@@ -24,7 +24,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from collector.store import erasure_keys, insert_or_skip
+from collector.store import address_key, erasure_keys, insert_or_skip
 from collector.urls import canonical_url
 from vigil.db import transaction
 from vigil.errors import VigilError
@@ -107,6 +107,9 @@ class ErasurePlan:
     by_source: list[SourceSummary]
     evidence: list[Evidence]
     include_evidence: bool
+    # A --url request's address, as its erasure-list digest: blocked even where a copy kept as
+    # evidence still holds it, so that no new entry at it is stored for anyone.
+    address_key: str | None = None
 
     @property
     def evidence_ids(self) -> set[int]:
@@ -153,6 +156,7 @@ def plan_erasure(
         by_source=[SourceSummary(*row) for row in summary],
         evidence=[Evidence(*row) for row in evidence],
         include_evidence=include_evidence,
+        address_key=address_key(address) if (address := canonical_url(request.url)) else None,
     )
 
 
@@ -169,6 +173,8 @@ def erase(engine: Engine, plan: ErasurePlan, actor: str, batch_size: int = BATCH
             report.deleted += delete_mentions(session, batch)
             remember_erased(session, keys)
     with transaction(engine) as session:
+        if plan.address_key is not None:
+            block(session, [plan.address_key])
         record_erasure(session, plan, report, actor)
     return report
 
@@ -189,10 +195,13 @@ def remember_erased(session: Session, posts: list[tuple[str | None, list[str]]])
     handed_on = set(
         session.scalars(select(Mention.canonical_url).where(Mention.canonical_url.in_(addresses)))
     )
+    block(session, [key for address, keys in posts for key in (keys[:1] if address in handed_on else keys)])
+
+
+def block(session: Session, keys: Sequence[str]) -> None:
     now = utcnow()
-    for address, keys in posts:
-        for key in keys[:1] if address in handed_on else keys:
-            session.execute(insert_or_skip(session, ErasedPost, {"key": key, "erased_at": now}))
+    for key in keys:
+        session.execute(insert_or_skip(session, ErasedPost, {"key": key, "erased_at": now}))
 
 
 def chunks(ids: Sequence[int], size: int) -> Iterator[list[int]]:

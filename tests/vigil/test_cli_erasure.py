@@ -224,5 +224,27 @@ def test_an_entry_erased_by_id_leaves_its_article_to_the_practice_whose_copy_sta
     assert stored(session) == [copy.id]
 
 
+def test_an_address_erased_by_url_is_blocked_even_where_a_copy_is_kept_as_evidence(
+    session: Session, make: Factory, alice: Tenancy, bob: Tenancy, charlie: Tenancy
+) -> None:
+    """A new entry at the address, for a practice it had not reached, would have been stored."""
+    address = "https://news.example/gp-row"
+    evidence = make.mention(alice, url=address)
+    evidence.canonical_url = canonical_url(address)
+    copy = make.mention(bob, url=address)
+    copy.copy_of = evidence.id
+    case = Case(reason=CaseReason.THREAT, status=CaseStatus.NEW, severity=Severity.CRITICAL, title="Threat")
+    case.mentions.append(CaseMention(mention_id=evidence.id))
+    session.add(case)
+    session.commit()
+    kept = evidence.id
+    assert vigil("--url", address, "--yes")[0] == 0
+    assert stored(session) == [kept]
+
+    report = seen_again(session, replace_id(evidence, "another-alert-entry"), charlie, source="rss")
+
+    assert report.erased == 1 and stored(session) == [kept]
+
+
 def replace_id(mention: Mention, external_id: str) -> Mention:
     return Mention(source=mention.source, external_id=external_id, url=mention.url)
