@@ -1,10 +1,11 @@
 """``vigil mentions export``: stored mentions as JSONL or CSV, in the format ``collect import`` reads.
 
-Each line: the post (``source, external_id, url, author, created_at, text``), the entities it
-names (``doctors`` as GMC numbers, ``practices`` as ODS codes), the text that matched, and the
-labels once classified (``classified_at`` is empty until then; an empty ``labels`` after that
-means neutral). Given a recipient, only the mentions and entities that recipient may see are
-written (tenant isolation: a practice's export never shows another practice's entities).
+Each line: the mention's id (for ``vigil mentions label``), the post (``source, external_id, url,
+author, created_at, text``), the entities it names (``doctors`` as GMC numbers, ``practices`` as ODS
+codes), the text that matched, and the labels once classified (``classified_at`` is empty until
+then; an empty ``labels`` after that means neutral). Given a recipient, only the mentions and
+entities that recipient may see are written (tenant isolation: a practice's export never shows
+another practice's entities).
 Multi-valued CSV cells are ``;``-separated, as in the register files.
 """
 
@@ -26,7 +27,7 @@ from vigil.models import Mention, MentionEntity, Recipient
 from vigil.scope import entity_in_scope, visible_to
 
 FIELDS = (
-    "source", "external_id", "url", "author", "created_at", "text",
+    "id", "source", "external_id", "url", "author", "created_at", "text",
     "doctors", "practices", "matched_text", "labels", "classified_at",
 )  # fmt: skip
 CHUNK = 500
@@ -100,6 +101,7 @@ def entities_of(
 def record_of(mention: Mention, entities: list[MentionEntity]) -> dict[str, Any]:
     classification = mention.classification
     return {
+        "id": mention.id,  # as `vigil mentions label` and `vigil mentions forget --id` take it
         "source": mention.source,
         "external_id": mention.external_id,
         "url": mention.url,

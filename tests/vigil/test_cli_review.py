@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -45,7 +47,8 @@ def detection(settings: Settings) -> DetectionSettings:
 
 
 def labels_of(session: Session, mention_id: int) -> tuple[str, str, list[str]]:
-    row = session.scalars(select(Classification).where(Classification.mention_id == mention_id)).one()
+    query = select(Classification).where(Classification.mention_id == mention_id)
+    row = session.scalars(query.execution_options(populate_existing=True)).one()  # as the command left it
     session.commit()
     return row.model_id, row.model_version, row.labels
 
@@ -154,3 +157,25 @@ def test_case_evidence_shows_each_mentions_id_and_who_set_its_labels(
     assert re.search(rf"^│ {threat} +│", shown, re.MULTILINE) and "Priya)" in shown
     [evidence] = json.loads(vigil("cases", "show", str(case), "--json")[1])["evidence"]
     assert (evidence["id"], evidence["labels"], evidence["reviewed_by"]) == (threat, ["critical"], "Priya")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_missed_threat_in_no_case_is_found_by_its_id_in_mentions_export(
+    session: Session, make: Factory, alice: Tenancy, fmt: str
+) -> None:
+    missed = make.mention(alice, labels=[], text="I know which car is hers.").id
+    session.commit()
+
+    code, shown = vigil("mentions", "export", "--format", fmt)
+
+    assert code == 0, shown
+    rows = (
+        [json.loads(line) for line in shown.splitlines()]
+        if fmt == "jsonl"
+        else list(csv.DictReader(io.StringIO(shown)))
+    )
+    [row] = [row for row in rows if row["text"] == "I know which car is hers."]
+    assert str(row["id"]) == str(missed), rows
+    code, shown = vigil("mentions", "label", str(row["id"]), "--labels", "threat", "--by", "Priya")
+    assert code == 0 and f"mention {missed}: none -> threat" in shown, shown
+    assert labels_of(session, missed) == ("reviewed", "Priya", ["threat"])

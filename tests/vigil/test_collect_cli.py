@@ -98,7 +98,7 @@ def test_collect_import_reports_and_export_writes_the_same_format(
     )
     assert code == 0, output
     assert out.read_text().splitlines()[0] == (
-        "source,external_id,url,author,created_at,text,doctors,practices,matched_text,labels,classified_at"
+        "id,source,external_id,url,author,created_at,text,doctors,practices,matched_text,labels,classified_at"
     )
     code, output = vigil("collect", "import", str(out))
     assert "1 already stored" in output
