@@ -213,6 +213,15 @@ def test_an_invalid_transition_is_one_clear_error_line(threat_case: int) -> None
     assert output.strip() == "error: case 1 is new: it can move to triaged, not to closed"
 
 
+@pytest.mark.parametrize("status", ["done", "open"])
+def test_a_status_update_cannot_take_names_only_the_statuses_it_can(threat_case: int, status: str) -> None:
+    code, output = vigil("cases", "update", "1", "--status", status, "--by", "Priya")
+    assert (code, output.strip()) == (
+        1,
+        f"error: --status {status!r}: expected one of triaged, escalated, closed",
+    )
+
+
 @pytest.mark.usefixtures("env")
 def test_unknown_cases_and_empty_updates_are_clear_errors() -> None:
     assert vigil("cases", "show", "99") == (1, "error: there is no case 99\n")

@@ -19,6 +19,7 @@ from vigil.models.cases import OPEN_STATUSES, CaseReason
 app = new_app("Emerging cases for the defence organisation: detect, list, show and triage them.")
 
 STATUS_CHOICES = [*(s.value for s in CaseStatus), "open", "all"]
+UPDATE_CHOICES = ("triaged", "escalated", "closed")
 
 
 def safe(value: object) -> Text:
@@ -189,9 +190,9 @@ def update(
     """Change a case's status, assignee or notes; every change is kept in its history."""
     from cases.workflow import get_case, update_case
 
-    if status in ("open", "all"):
-        raise VigilError(f"--status {status!r}: expected one of new, triaged, escalated, closed")
-    new_status = parse_statuses(status)[0] if status else None
+    if status and status not in UPDATE_CHOICES:  # not the list's: a case never moves back to new
+        raise VigilError(f"--status {status!r}: expected one of {', '.join(UPDATE_CHOICES)}")
+    new_status = CaseStatus(status) if status else None
     if new_status is None and assignee is None and not note:
         raise VigilError("nothing to change: give --status, --assignee and/or --note")
     with runtime(ctx).transaction() as session:
