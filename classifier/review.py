@@ -40,12 +40,15 @@ def parse_labels(text: str) -> tuple[str, ...]:
     given = {part.strip().lower() for part in text.split(",") if part.strip()}
     if given == {"none"}:
         return ()
-    unknown = sorted(given - set(LABELS))
+    unknown = sorted(given - {*LABELS, "none"})
     if unknown or not given:
         raise VigilError(
             f"--labels: expected some of {', '.join(LABELS)} (comma-separated), or none;"
             f" got {', '.join(unknown) or 'nothing'}"
         )
+    if "none" in given:
+        given_labels = ", ".join(label for label in ("none", *LABELS) if label in given)
+        raise VigilError(f"--labels: none means no label, so it stands alone; got {given_labels}")
     return tuple(label for label in LABELS if label in given)
 
 

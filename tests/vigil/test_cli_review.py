@@ -103,6 +103,7 @@ def test_a_false_threat_corrected_alerts_nobody_again(
     ("args", "error"),
     [
         (["--labels", "threats"], "--labels: expected some of threat, abusive, critical, praise"),
+        (["--labels", "none,threat"], "--labels: none means no label, so it stands alone; got none, threat"),
         (["--labels", "threat", "--by", "x" * 65], "--by: give who reviewed the labels, in at most 64"),
     ],
 )
