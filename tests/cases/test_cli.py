@@ -222,6 +222,17 @@ def test_a_status_update_cannot_take_names_only_the_statuses_it_can(threat_case:
     )
 
 
+def test_a_blank_assignee_or_note_is_no_change_and_leaves_no_blank_in_the_history(threat_case: int) -> None:
+    code, output = vigil("cases", "update", "1", "--note", " \n ", "--by", "Priya")
+    assert (code, output.strip()) == (1, "error: nothing to change: give --status, --assignee and/or --note")
+    assert vigil("cases", "update", "1", "--assignee", "  ", "--by", "Priya") == (0, "Case #1: no change.\n")
+    code, output = vigil("cases", "update", "1", "--assignee", " Sam ", "--by", "Priya")
+    assert code == 0 and "Case #1: assignee - → Sam." in output
+    detail = json.loads(vigil("cases", "show", "1", "--json")[1])
+    assert detail["assignee"] == "Sam"
+    assert [(e["action"], e["to"], e["note"]) for e in detail["history"][1:]] == [("assignee", "Sam", "")]
+
+
 @pytest.mark.usefixtures("env")
 def test_unknown_cases_and_empty_updates_are_clear_errors() -> None:
     assert vigil("cases", "show", "99") == (1, "error: there is no case 99\n")

@@ -193,6 +193,8 @@ def update(
     if status and status not in UPDATE_CHOICES:  # not the list's: a case never moves back to new
         raise VigilError(f"--status {status!r}: expected one of {', '.join(UPDATE_CHOICES)}")
     new_status = CaseStatus(status) if status else None
+    note = note.strip()  # a blank note is no note, and a blank assignee no one
+    assignee = assignee.strip() if assignee is not None else None
     if new_status is None and assignee is None and not note:
         raise VigilError("nothing to change: give --status, --assignee and/or --note")
     with runtime(ctx).transaction() as session:
