@@ -820,7 +820,7 @@ def campaign_findings(
                 {
                     "kind": kind,
                     "posts": len(members),
-                    "entities": len(entities),
+                    "entities": len(members_of(entities, practices)),  # members, as the title counts them
                     "practices": len({practices.get(e, e) for e in entities}),
                     "authors": len({m.author for m in members}),
                     "first_at": members[0].created_at.isoformat(),

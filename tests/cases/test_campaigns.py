@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from cases.detect import DetectionSettings
 from cases.fingerprint import normalise, similarity
+from cases.views import explain
 from tests.cases.conftest import T0, Entity, Post, cases_of, hours, run_detection
 from tests.conftest import Tenancy, make_practice_tenant
 from vigil.models import CaseEntity, Severity
@@ -75,6 +76,19 @@ def test_near_identical_posts_about_three_members_are_a_campaign(
     assert {e.doctor_id for e in case.entities} - {None} == {t.doctors[0].id for t in (alice, bob, charlie)}
     assert len(case.entities) == 6  # each post names the doctor and the practice
     assert case.title.startswith("Campaign: 3 near-identical posts about 3 members (Dr Amira Hassan")
+
+
+def test_a_campaigns_figures_count_its_members_as_its_title_does(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy, charlie: Tenancy
+) -> None:
+    """Each post names a doctor and their practice: three members, not six, in the email and
+    `vigil cases show` alike."""
+    for day, tenancy in enumerate([alice, bob, charlie]):
+        post(*named(tenancy), at=T0 + hours(day * 30), author=f"acct{day}", text=about(tenancy, TEMPLATE))
+        run_detection(session, config, now=T0 + hours(day * 30 + 1))
+    [case] = cases_of(session, "campaign")
+    assert case.title.startswith("Campaign: 3 near-identical posts about 3 members")
+    assert explain(case) == ["3 near-identical flagged posts by 3 accounts about 3 members."]
 
 
 def test_merely_similar_complaints_about_many_members_are_not_a_campaign(
