@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from classifier.meta import VIGIL_MODEL, ModelError, read_meta
+from vigil.labels import REVIEWED
 from vigil.models import Classification, Mention
 from vigil.runtime import Runtime
 
@@ -38,10 +39,14 @@ def classifier_section(runtime: Runtime, session: Session) -> tuple[str, list[tu
     pending = session.scalar(select(func.count()).select_from(Mention).where(~Mention.classification.has()))
     by_version = session.execute(
         select(Classification.model_id, Classification.model_version, func.count())
+        .where(Classification.model_id != REVIEWED)
         .group_by(Classification.model_id, Classification.model_version)
         .order_by(func.count().desc())
     ).all()
+    reviewed = session.scalar(select(func.count()).where(Classification.model_id == REVIEWED))
     rows.append(("Awaiting classification", str(pending or 0)))
     for model_id, version, number in by_version:
         rows.append(("Labelled", f"{number} by {model_id} {version}"))
+    if reviewed:  # model_version holds who: one row for all, not one per person
+        rows.append(("Labels set by people", f"{reviewed} (vigil mentions label)"))
     return "Classifier", rows

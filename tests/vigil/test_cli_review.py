@@ -180,3 +180,16 @@ def test_a_missed_threat_in_no_case_is_found_by_its_id_in_mentions_export(
     code, shown = vigil("mentions", "label", str(row["id"]), "--labels", "threat", "--by", "Priya")
     assert code == 0 and f"mention {missed}: none -> threat" in shown, shown
     assert labels_of(session, missed) == ("reviewed", "Priya", ["threat"])
+
+
+def test_status_counts_the_labels_people_set_in_one_row(
+    session: Session, make: Factory, alice: Tenancy
+) -> None:
+    first, second = make.mention(alice, labels=["threat"]).id, make.mention(alice, labels=["critical"]).id
+    assert vigil("mentions", "label", str(first), "--labels", "none", "--by", "Priya")[0] == 0
+    assert vigil("mentions", "label", str(second), "--labels", "praise", "--by", "Sam")[0] == 0
+
+    _, shown = vigil("status")
+
+    assert re.search(r"Labels set by people\s+│ 2 \(vigil mentions label\)", shown), shown
+    assert "by reviewed" not in shown
