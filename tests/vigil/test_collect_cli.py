@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,3 +171,41 @@ def test_export_help_says_what_each_kind_of_recipient_sees() -> None:
     helped = " ".join(output.replace("│", " ").split())
     assert "their practice's mentions" not in helped
     assert "a doctor's only that doctor, the organisation's everything" in helped
+
+
+def test_an_export_piped_into_a_reader_that_stops_early_ends_quietly(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`vigil mentions export | head`: it said "error: [Errno 32] Broken pipe" and exited 1."""
+    assert vigil("register", "import", *SAMPLE)[0] == 0
+    text = "Dr Daniel Smith at Meanwood Health Centre in Leeds " + "kept me waiting " * 30
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "source": "reviews",
+                    "external_id": str(n),
+                    "url": f"https://reviews.example/{n}",
+                    "author": "Jo",
+                    "created_at": "2026-11-20T09:00:00Z",
+                    "text": text,
+                }
+            )
+            + "\n"
+            for n in range(400)
+        )
+    )
+    assert vigil("collect", "import", str(posts))[0] == 0
+    export = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "mentions", "export"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert export.stdout is not None and export.stderr is not None
+    assert json.loads(export.stdout.readline())["source"] == "reviews"
+    export.stdout.close()  # as `head -1` does: the other 399 lines have nowhere to go
+    errors = export.stderr.read().decode()
+    assert export.wait(timeout=120) == 141
+    assert "error" not in errors.lower() and "Traceback" not in errors

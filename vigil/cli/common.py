@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import os
+import sys
 from typing import Any
 
 import typer
@@ -16,6 +19,18 @@ from vigil.runtime import Runtime
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+SIGPIPE_STATUS = 141  # as a shell reports a command that a closed pipe stopped: 128 + SIGPIPE
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit raises no second error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # no real file (a test's capture)
+        pass
 
 
 def fail(message: str, exit_code: int = 1) -> typer.Exit:
@@ -41,6 +56,9 @@ class VigilGroup(TyperGroup):
             raise fail(f"database error: {reason}{hint}") from exc
         except CommandError as exc:  # alembic: an unknown revision
             raise fail(f"migrations: {exc}") from exc
+        except BrokenPipeError:  # `vigil mentions export | head`: the reader has all it wanted
+            _drop_stdout()
+            raise typer.Exit(SIGPIPE_STATUS) from None
         except OSError as exc:  # a path that is a folder, missing or not writable; a port in use
             raise fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from exc
 
