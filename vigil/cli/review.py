@@ -17,7 +17,7 @@ from vigil.cli.common import console, err_console, runtime
 def label(
     ctx: typer.Context,
     ids: list[int] = typer.Argument(
-        ..., help="Mention id(s), as `mentions export`, alerts and cases show them."
+        ..., help="Mention id(s), as `vigil mentions export` and `vigil cases show` give them."
     ),
     labels: str = typer.Option(
         ...,
