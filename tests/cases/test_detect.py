@@ -191,6 +191,14 @@ def test_a_threat_naming_a_doctor_and_their_practice_is_one_case(
     }
 
 
+def threat_naming_both(session: Session, post: Post, config: DetectionSettings, alice: Tenancy) -> Mention:
+    """A threat naming Dr Hassan and Dr Osei, found at once and scanned, before Dr Osei is registered."""
+    mention = post(alice.doctors[0], at=T0, labels=("threat",), text="Dr Hassan and Dr Osei: watch out")
+    mention.canonical_url = canonical_url(mention.url)  # as the collector stores it
+    run_detection(session, config, now=T0 + hours(0.2))
+    return mention
+
+
 def seen_again_naming_both(
     session: Session, mention: Mention, alice: Tenancy, bob: Tenancy, at: datetime = T0 + hours(0.3)
 ) -> None:
@@ -210,9 +218,7 @@ def seen_again_naming_both(
 def test_a_threat_case_takes_in_a_doctor_its_post_is_found_to_name_later(
     session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy
 ) -> None:
-    mention = post(alice.doctors[0], at=T0, labels=("threat",), text="Dr Hassan and Dr Osei: watch out")
-    mention.canonical_url = canonical_url(mention.url)  # as the collector stores it
-    run_detection(session, config, now=T0 + hours(0.2))
+    mention = threat_naming_both(session, post, config, alice)
     seen_again_naming_both(session, mention, alice, bob)
     run_detection(session, config, now=T0 + hours(0.5))
     [case] = cases_of(session, "threat")  # one post, one case, as for a post naming both at once
@@ -222,9 +228,7 @@ def test_a_threat_case_takes_in_a_doctor_its_post_is_found_to_name_later(
 def test_a_closed_threat_case_stays_closed_when_its_post_is_found_to_name_someone_else(
     session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy
 ) -> None:
-    mention = post(alice.doctors[0], at=T0, labels=("threat",), text="Dr Hassan and Dr Osei: watch out")
-    mention.canonical_url = canonical_url(mention.url)
-    run_detection(session, config, now=T0 + hours(0.2))
+    mention = threat_naming_both(session, post, config, alice)
     [closed] = cases_of(session, "threat")
     update_case(session, closed, by="case team", status=CaseStatus.TRIAGED)
     update_case(session, closed, by="case team", status=CaseStatus.CLOSED)
@@ -268,9 +272,7 @@ def test_an_old_threat_found_to_name_a_doctor_registered_since_opens_no_case(
     session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy
 ) -> None:
     """Old news about them, like a backfill: the post names Dr Osei, registered a month on."""
-    mention = post(alice.doctors[0], at=T0, labels=("threat",), text="Dr Hassan and Dr Osei: watch out")
-    mention.canonical_url = canonical_url(mention.url)
-    run_detection(session, config, now=T0 + hours(0.2))
+    mention = threat_naming_both(session, post, config, alice)
     seen_again_naming_both(session, mention, alice, bob, at=T0 + timedelta(days=30))
     run_detection(session, config, now=T0 + timedelta(days=30, hours=1))
     assert len(cases_of(session, "threat")) == 1

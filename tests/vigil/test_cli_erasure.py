@@ -86,16 +86,31 @@ def test_forget_by_author_shows_what_would_go_without_its_text_and_deletes_only_
     assert vigil("--author", "troll_42", "--source", "x", "--yes")[1].startswith("No stored mention matches")
 
 
+def article(
+    session: Session, make: Factory, address: str, first: Tenancy, copy: Tenancy
+) -> tuple[Mention, Mention]:
+    """One article at ``address`` that reached two practices: the first entry, and the copy tied to it."""
+    entry = make.mention(first, url=address)
+    entry.canonical_url = canonical_url(address)
+    tied = make.mention(copy, url=address)
+    tied.copy_of = entry.id
+    session.commit()
+    return entry, tied
+
+
+def in_a_case(session: Session, mention: Mention, status: CaseStatus = CaseStatus.NEW) -> Case:
+    case = Case(reason=CaseReason.THREAT, status=status, severity=Severity.CRITICAL, title="Threat")
+    case.mentions.append(CaseMention(mention_id=mention.id))
+    session.add(case)
+    session.commit()
+    return case
+
+
 def test_forget_by_url_finds_the_post_however_its_address_is_spelt_with_its_copies(
     session: Session, make: Factory, alice: Tenancy, bob: Tenancy
 ) -> None:
-    address = "https://x.com/troll/status/123"
-    first = make.mention(alice, url=address)
-    first.canonical_url = canonical_url(address)
-    copy = make.mention(bob, url=address)
-    copy.copy_of = first.id
+    article(session, make, "https://x.com/troll/status/123", alice, bob)
     kept = make.mention(alice)
-    session.commit()
 
     code, shown = vigil("--url", "https://mobile.twitter.com/Troll/status/123?utm_source=share", "--yes")
 
@@ -121,12 +136,7 @@ def test_case_evidence_is_listed_and_kept_unless_the_operator_includes_it(
     session: Session, make: Factory, alice: Tenancy
 ) -> None:
     evidence, other = make.mention(alice, author="@troll"), make.mention(alice, author="@troll")
-    case = Case(
-        reason=CaseReason.THREAT, status=CaseStatus.TRIAGED, severity=Severity.CRITICAL, title="Threat"
-    )
-    case.mentions.append(CaseMention(mention_id=evidence.id))
-    session.add(case)
-    session.commit()
+    case = in_a_case(session, evidence, CaseStatus.TRIAGED)
     evidence_id, other_id, case_id = evidence.id, other.id, case.id
 
     code, shown = vigil("--author", "troll", "--source", "x", "--yes")
@@ -209,12 +219,7 @@ def test_an_erased_address_is_not_stored_again_from_another_source(
 def test_an_entry_erased_by_id_leaves_its_article_to_the_practice_whose_copy_stays(
     session: Session, make: Factory, alice: Tenancy, bob: Tenancy
 ) -> None:
-    address = "https://news.example/gp-row"
-    first = make.mention(alice, url=address)
-    first.canonical_url = canonical_url(address)
-    copy = make.mention(bob, url=address)
-    copy.copy_of = first.id
-    session.commit()
+    first, copy = article(session, make, "https://news.example/gp-row", alice, bob)
     assert vigil("--id", str(first.id), "--yes")[0] == 0
 
     assert seen_again(session, first, alice).erased == 1  # the erased entry itself
@@ -229,14 +234,8 @@ def test_an_address_erased_by_url_is_blocked_even_where_a_copy_is_kept_as_eviden
 ) -> None:
     """A new entry at the address, for a practice it had not reached, would have been stored."""
     address = "https://news.example/gp-row"
-    evidence = make.mention(alice, url=address)
-    evidence.canonical_url = canonical_url(address)
-    copy = make.mention(bob, url=address)
-    copy.copy_of = evidence.id
-    case = Case(reason=CaseReason.THREAT, status=CaseStatus.NEW, severity=Severity.CRITICAL, title="Threat")
-    case.mentions.append(CaseMention(mention_id=evidence.id))
-    session.add(case)
-    session.commit()
+    evidence, _ = article(session, make, address, alice, bob)
+    in_a_case(session, evidence)
     kept = evidence.id
     assert vigil("--url", address, "--yes")[0] == 0
     assert stored(session) == [kept]
