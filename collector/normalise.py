@@ -10,9 +10,10 @@ The fold is two-stage and both stages are shared by :func:`fold` (fast, no offse
 post) and :func:`normalise` (keeps a map back to the original text: run only on posts that hit a
 pattern), so the two always produce the same text:
 
-0. an "@" between two letters of a word that is neither a handle nor an address is read as the
-   letter ``at`` ("a" by default: "Dr P@tel"; the matcher also tries "o" for "N@rcross", and
-   the "@" as it was); see :func:`read_at_signs`;
+0. an "@" between two letters of a word that is neither a handle nor an address (or between a
+   letter and a leetspeak digit before a letter: "P@7el") is read as the letter ``at`` ("a" by
+   default: "Dr P@tel"; the matcher also tries "o" for "N@rcross", and the "@" as it was); see
+   :func:`read_at_signs`;
 1. characters: compatibility decomposition (NFKD), combining marks dropped (accents), case
    folded, zero-width and bidi controls removed, look-alike letters mapped to Latin;
 2. words (runs of letters, digits, ``'`` and leet symbols): possessive ``'s`` dropped, other
@@ -84,7 +85,15 @@ _WORD_WITH_AT = re.compile(
     rf"(?<![{_WORD_CHARS}{_AT_SIGNS}])[{_WORD_CHARS}]+[{_AT_SIGNS}][{_WORD_CHARS}{_AT_SIGNS}]*"
     rf"(?![{_WORD_CHARS}{_AT_SIGNS}]|\.[^\W_])"
 )
-_AT_BETWEEN_LETTERS = re.compile(rf"(?<=[^\W\d_])[{_AT_SIGNS}](?=[^\W\d_])")
+_LETTER = r"[^\W\d_]"
+# The leetspeak digits, also full-width (NFKD folds them to ASCII after the "@" is read).
+_LEET = "[013457\uff10\uff11\uff13\uff14\uff15\uff17]"
+# An "@" with, on each side, a letter or a leetspeak digit and then a letter ("P@tel", "P@7el"),
+# but not a time ("me@7pm").
+_AT_AS_LETTER = re.compile(
+    rf"(?:(?<={_LETTER})|(?<={_LETTER}{_LEET}))[{_AT_SIGNS}]"
+    rf"(?={_LETTER}|{_LEET}(?!(?i:[ap]m)\b){_LETTER})"
+)
 # A word: letters, digits, apostrophes and leet symbols; a hyphen joins words ("Smith-Jones").
 TOKEN = re.compile(r"@?[\w'$!|]+(?:-[\w'$!|]+)*")
 _DIGIT_RUN = re.compile(r"\d{3}")
@@ -99,45 +108,47 @@ def read_at_signs(text: str, at: str = "a") -> str:
     Abusers write "Dr P@tel" to dodge filters; the "@" may stand for "a" ("P@tel") or, by its
     round shape, "o" ("N@rcross"). It may also be a word break after all ("Dr
     Smith@meanwoodgp"), which ``at="@"`` keeps. The matcher tries all three readings. Only an
-    "@" between two letters of a word that is neither a handle nor an address counts, and not
-    one between a small and a capital letter, which reads as "at" ("Dr Smith@Meanwood"). Done
-    before case folding (it needs the case) and without changing the length, so offsets need no
-    map.
+    "@" inside a word that is neither a handle nor an address counts, with a letter on each side
+    or a leetspeak digit and then a letter ("P@7el": two letters in disguise in a row), and not
+    one between a small and a capital letter, which reads as "at" ("Dr Smith@Meanwood"). A digit
+    with no letter beyond it is a number, not a letter ("2@7pm", "£5@tesco"), and so is one before
+    "am" or "pm" ("me@7pm"). Done before case folding (it needs the case) and without changing
+    the length, so offsets need no map.
     """
-    if at == "@" or not _has_at_between_letters(text):
+    if at == "@" or not _has_at_in_word(text):
         return text  # most posts, even with handles: a few fast scans
     return _WORD_WITH_AT.sub(lambda word: _at_as_letter(word.group(), at), text)
 
 
-def _has_at_between_letters(text: str) -> bool:
+def _has_at_in_word(text: str) -> bool:
     """A quick test before the word regex, which costs more than a fold: ``fold`` runs on every
     post, and many carry a handle ("@drpriya ...")."""
     if "\uff20" in text or "\ufe6b" in text:
         return True  # a full-width or small "@": rare, left to the regex
     index = text.find("@", 1)
     while index != -1:
-        if text[index - 1].isalpha() and text[index + 1 : index + 2].isalpha():
+        if text[index - 1].isalnum() and _AT_AS_LETTER.match(text, index):  # most: a space before
             return True
         index = text.find("@", index + 1)
     return False
 
 
 def _at_as_letter(word: str, at: str) -> str:
-    """Replace the "@"s of one word that sit between letters, except where a capital follows a
+    """Replace the "@"s of one word that stand for a letter, except where a capital follows a
     small letter (a new word: "Smith@Meanwood")."""
 
     def letter(sign: re.Match[str]) -> str:
         camel = word[sign.start() - 1].islower() and word[sign.end()].isupper()
         return sign.group() if camel else at
 
-    return _AT_BETWEEN_LETTERS.sub(letter, word)
+    return _AT_AS_LETTER.sub(letter, word)
 
 
 def has_at_letter(text: str) -> bool:
     """Whether ``text`` has an "@" that :func:`read_at_signs` reads as a letter."""
     if "@" not in text and "\uff20" not in text and "\ufe6b" not in text:
         return False  # most posts: three fast scans, no call
-    return _has_at_between_letters(text) and read_at_signs(text) != text
+    return _has_at_in_word(text) and read_at_signs(text) != text
 
 
 def _fold_char(char: str) -> str:

@@ -208,6 +208,12 @@ BOUNDARIES_AND_SPELLINGS = [
     ("Dr N@rcross was rude at my appointment", {"doctor:7"}),
     ("Dr N@rcr@ss was rude at my appointment", {"doctor:7"}),
     ("He1en Ingr@m", {"doctor:10"}),  # a "1" read as "l" and an "@" as "a"
+    ("Dr P@7el the cardiologist", {"doctor:8"}),  # an "@" and a "7" in a row
+    # ...but not an "@" beside a number: a time, a price, a handle, an address
+    ("Dr Patel@7pm, the cardiologist", {"doctor:8"}),
+    ("Dr P @7el the cardiologist", set()),
+    ("write to dr.p@7el.com, the cardiologist", set()),
+    ("Dr P, 2@7pm, the cardiologist", set()),
     ("Me@nwood Health Centre never answers", {"practice:101"}),
     ("the Me@nwood surgery", {"practice:101"}),
     # ...or is a word break after all: a name glued to a handle or an "at"

@@ -77,6 +77,10 @@ FOLDS = [
     ("DR N@RCROSS", "dr narcross"),
     ("Dr N\uff20rcross", "dr narcross"),  # a full-width "@"
     ("x@drpriya", "xadrpriya"),  # not a handle: nothing may stand before a handle's "@"
+    # ...and next to a leetspeak digit, two letters in a row stand in for others ("@" for "a", "7" for "t")
+    ("Dr P@7el", "dr patel"),
+    ("Ｐ＠７ｅｌ", "patel"),  # full-width
+    ("Dr P@7el's patients", "dr patel patients"),
     # ...but handles, Mastodon and email addresses, and "at" before a capital keep their "@"
     ("@NorcrossSurgery", "@norcrosssurgery"),
     ("@drpriya@mastodon.social", "@drpriya @mastodon social"),
@@ -87,6 +91,20 @@ FOLDS = [
     ("j.smith@nhs.net", "j smith @nhs net"),
     ("Dr Smith@Meanwood", "dr smith @meanwood"),
     ("x@DrPriya", "x @drpriya"),
+    # ...and so do handles, addresses, times and prices beside a digit: no letter on both sides
+    ("@7news", "@7news"),
+    ("@7pm", "@7pm"),
+    ("RT @7news: storm", "rt @7news storm"),
+    ("p@7el.nhs.uk", "p @7el nhs uk"),
+    ("raj@7eleven.com", "raj @7eleven com"),
+    ("2@7pm", "2 @7pm"),
+    ("see you@7pm", "see you @7pm"),
+    ("see you@5AM!", "see you @5am"),
+    ("3@5 each", "3 @5 each"),
+    ("2 for £5@tesco", "2 for 5 @tesco"),
+    ("room 2@7b", "room 2 @7b"),
+    ("b@2", "b @2"),  # "2" stands for no letter
+    ("7@ylor", "7 @ylor"),  # a digit first, as in a price ("5@tesco"): no letter before it
     # a hyphen joins words; on its own it separates them
     ("Smith-Jones", "smith-jones"),
     ("Dr Smith - Jones", "dr smith jones"),
@@ -119,6 +137,8 @@ def test_an_at_sign_in_a_name_can_also_read_as_o_or_as_a_word_break() -> None:
     assert fold("Dr Smith@meanwoodgp", at="@") == "dr smith @meanwoodgp"
     assert has_at_letter("Dr N@rcross")
     assert not has_at_letter("@drpriya@mastodon.social, j.smith@nhs.net, Dr Smith@Meanwood, me @ 5")
+    assert has_at_letter("Dr P@7el")
+    assert not has_at_letter("@7news at 2@7pm, you@7pm, 3@5, £5@tesco, p@7el.nhs.uk")
 
 
 SPANS = [
@@ -134,6 +154,7 @@ SPANS = [
     ("Dr O'Neill's clinic", "dr oneill", "Dr O'Neill"),
     ("Dr N@rcross was rude", "dr narcross", "Dr N@rcross"),
     ("😡 Ｄｒ Ｐ＠ｔｅｌ's list", "dr patel", "Ｄｒ Ｐ＠ｔｅｌ"),
+    ("Hi Dr P@7el!", "dr patel", "Dr P@7el"),
 ]
 
 
