@@ -69,6 +69,9 @@ _CLUB_WORDS = frozenset({
 _GMC_OR_ODS = re.compile(r"^(\d{7}|[A-Z]\d{5})$")
 _WORD_BEFORE = re.compile(r"[\w.@]\Z")  # "x@drpriya", "evil.drpriya.bsky.social"
 _ADDRESS_GOES_ON = re.compile(r"[.@][^\W_]")  # "@drpriya.bsky.social", "@drpriya@mastodon.social"
+_LEADING_THE = re.compile(r"the\W+", re.IGNORECASE)
+# Why a practice form made of an everyday word and a noun ("stray surgery") needed the place.
+_EVERYDAY_CAVEAT = "everyday words, not written as a name"
 
 
 class MatchingError(VigilError):
@@ -235,7 +238,13 @@ class _Reading:
         following = self.text[where[1] :].split(" ", 2)[1:2]
         if following and following[0] in _CLUB_WORDS:
             return False
-        return town not in _WORD_TOWNS or self.original(where)[:1].isupper()
+        return town not in _WORD_TOWNS or self.capitalised(where)
+
+    def capitalised(self, where: tuple[int, int]) -> bool:
+        """Whether the words at ``where`` start with a capital, as a name does ("the Stray surgery")."""
+        written = self.original(where)
+        the = _LEADING_THE.match(written)
+        return written[the.end() if the else 0 :][:1].isupper()
 
     def around(self, span: tuple[int, int]) -> Iterable[tuple[str, tuple[int, int]]]:
         """Each key found outside ``span``, with where: a name is no context for itself."""
@@ -257,6 +266,7 @@ class Matcher:
         context_words: frozenset[str],
         practice_keys: dict[str, list[tuple[int, int, str]]],
         namesakes: dict[str, frozenset[str]] | None = None,
+        capital_keys: frozenset[str] = frozenset(),
     ) -> None:
         self.entities = register.entities
         self._register = register
@@ -265,6 +275,7 @@ class Matcher:
         self._namesakes = namesakes or {}  # word marking a namesake -> the name forms it rules out
         self._context_words = context_words
         self._practice_keys = practice_keys
+        self._capital_keys = capital_keys  # forms that count alone only written with a capital
         self._replies: dict[str, list[int]] = {}  # reply target -> entities owning that handle
         self._practice_replies: dict[str, list[int]] = {}  # reply target -> practice ids
         for index, entity in enumerate(self.entities):
@@ -296,9 +307,12 @@ class Matcher:
         excluders: dict[str, set[int]] = {}
         namesakes: dict[str, set[str]] = {}
         keys: set[str] = set()
+        capital_keys: set[str] = set()
         for index, entity in enumerate(register.entities):
             for form in _entity_forms(entity, common, forms_of_practice):
                 refs.setdefault(form.key, []).append(_Ref(index, form.kind, form.caveat, form.need))
+                if form.capital:
+                    capital_keys.add(form.key)
                 for term in common.namesakes.get(form.key, ()):
                     # only the namesake's own name: "bottle of" rules out "Dr Pepper", not "Amelia Pepper"
                     namesakes.setdefault(term, set()).add(form.key)
@@ -318,7 +332,7 @@ class Matcher:
         automaton = _automaton(keys, refs, register)
         frozen = {term: frozenset(indexes) for term, indexes in excluders.items()}
         ruled_out = {term: frozenset(forms) for term, forms in namesakes.items()}
-        return cls(register, automaton, frozen, words, practice_keys, ruled_out)
+        return cls(register, automaton, frozen, words, practice_keys, ruled_out, frozenset(capital_keys))
 
     @property
     def pattern_count(self) -> int:
@@ -381,13 +395,16 @@ class Matcher:
     ) -> None:
         span = (hit.start, hit.stop)
         ref = hit.term.named
-        if ref is not None and ref.need == 0:
+        ordinary_words = hit.term.key in self._capital_keys and not reading.capitalised(span)
+        if ref is not None and ref.need == 0 and not ordinary_words:
             if ref.entity not in excluded:
                 shown = reading.original(span)
                 _add(accepted, ref.entity, span, shown, f"{ref.kind} '{shown}'")
             return
         candidates = hit.term.shared
-        if ref is not None:
+        if ref is not None and ref.need == 0:  # "the stray surgery": ordinary words unless placed
+            candidates = _Candidates([ref.entity], _EVERYDAY_CAVEAT, PLACE, self._register)
+        elif ref is not None:
             candidates = _Candidates([ref.entity], ref.caveat, ref.need, self._register)
         assert candidates is not None
         self._accept_supported(candidates, hit, reading, excluded, accepted)
@@ -444,7 +461,10 @@ class Matcher:
             towns = candidates.by_town.get(key, ())
             for index in towns if towns and reading.is_place(key, where) else ():
                 support(index, PLACE, "town", where)
-            for practice_id, score, label in self._practice_keys.get(key, ()):
+            practices = self._practice_keys.get(key, ())
+            if key in self._capital_keys and not reading.capitalised(where):
+                practices = ()  # "Dr Smith and the stray surgery cat" places no one
+            for practice_id, score, label in practices:
                 for index in candidates.by_practice.get(practice_id, ()):
                     support(index, score, label, where)
             for index, score in candidates.by_specialty.get(key, ()):

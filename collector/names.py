@@ -97,8 +97,9 @@ class CommonNames:
     first_names: frozenset[str] = frozenset()
     namesakes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     generic_practice_names: frozenset[str] = frozenset()
+    everyday_words: frozenset[str] = frozenset()
 
-    SECTIONS = ("surnames", "first names", "namesakes", "generic practice names")
+    SECTIONS = ("surnames", "first names", "namesakes", "generic practice names", "everyday words")
 
     @classmethod
     def bundled(cls) -> CommonNames:
@@ -146,6 +147,7 @@ class CommonNames:
             first_names=frozenset(sections["first names"]),
             namesakes=namesakes,
             generic_practice_names=frozenset(sections["generic practice names"]),
+            everyday_words=frozenset(sections["everyday words"]),
         )
 
 
@@ -162,6 +164,7 @@ class Form(NamedTuple):
     kind: str  # "name", "practice name", "handle", "GMC number", "ODS code"
     caveat: str  # why it does not identify the entity alone ("" if it does)
     need: int  # context score a post must reach (0, WEAK or PLACE)
+    capital: bool = False  # alone only if written with a capital ("the Stray surgery"); else needs the place
 
 
 def _words(text: str) -> tuple[list[str], list[str]]:
@@ -266,8 +269,11 @@ def practice_forms(name: str, town: str, common: CommonNames) -> list[Form]:
 
     Derived forms keep the practice's distinctive core and swap the generic noun; the core alone
     ("Meanwood", a district) is never a form. A core listed as generic ("Riverside") needs the
-    place, and so does a registered name that is generic without its town. Each way of writing
-    the name is a form too: "&" or "and", "St Mary's" or "St Marys".
+    place, and so does a registered name that is generic without its town. A core listed as an
+    everyday word ("Stray") followed by a one-word noun is ordinary English ("a stray practice
+    shot"), so such a form counts alone only when written with a capital ("the Stray surgery"),
+    and otherwise needs the place; longer forms ("Stray Medical Practice") count as before. Each
+    way of writing the name is a form too: "&" or "and", "St Mary's" or "St Marys".
     """
     return _dedupe(form for spelling in _spellings(name) for form in _practice_forms(spelling, town, common))
 
@@ -298,12 +304,28 @@ def _practice_forms(name: str, town: str, common: CommonNames) -> list[Form]:
     distinct = core or base
     generic = _is_generic(distinct, common)
     caveat, need = ("generic practice name", PLACE) if generic else ("", 0)
+    everyday = bool(core) and not generic and _is_everyday(core, common)
     forms = [Form(full, name, "practice name", "" if has_town else caveat, 0 if has_town else need)]
     if base != full and base not in PRACTICE_NOUNS:  # never the bare word "surgery"
         forms.append(Form(base, base, "practice name", caveat, need))
     for noun in DERIVED_PRACTICE_NOUNS if core else ():
         forms.append(Form(f"{core} {noun}", f"{core} {noun}", "practice name", caveat, need))
-    return forms
+    if not everyday:
+        return forms
+    return [form._replace(capital=_is_word_and_noun(form.key, core)) for form in forms]
+
+
+def _is_everyday(core: str, common: CommonNames) -> bool:
+    return _drop_s(core) in _without_final_s(common.everyday_words)
+
+
+def _is_word_and_noun(key: str, core: str) -> bool:
+    """Whether ``key`` is the core and one noun ("stray surgery", "the stray gp"): a phrase that
+    ordinary English makes too, unlike "stray medical practice" or "stray surgery harrogate"."""
+    words = key.split()
+    if words[0] == "the":
+        words = words[1:]
+    return len(words) == len(core.split()) + 1
 
 
 def _core(base: str) -> str:
@@ -359,13 +381,14 @@ def practice_place(name: str, common: CommonNames) -> str | None:
     """The distinctive core of a practice's name ("Meanwood", "Kirkstall Lane"), if it has one.
 
     Never a form of the practice on its own (it is usually a district), but near one of its
-    doctors' names it places the post there: "Dr Penhaligon at Heavitree".
+    doctors' names it places the post there: "Dr Penhaligon at Heavitree". An everyday word
+    places no one ("Dr Smith and a stray dog"), nor does a generic core.
     """
     written = name.split()
     if written and fold(written[0]) == "the":
         written = written[1:]
     core = _core(fold(" ".join(written)))
-    if not core or _is_generic(core, common):
+    if not core or _is_generic(core, common) or _is_everyday(core, common):
         return None
     return " ".join(written[: len(core.split())])
 

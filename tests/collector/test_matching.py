@@ -377,6 +377,52 @@ def test_a_practice_name_found_in_other_towns_needs_the_town(text: str, expected
     assert named(Matcher.from_entities(NAMES_FOUND_ELSEWHERE).match(post(text))) == expected
 
 
+STRAY = Entity("practice", 309, "X90017", ("Stray Medical Practice",), ("@straymedicalgp",), "Harrogate")
+OAK_TREE = Entity("practice", 310, "Y30010", ("Oak Tree Surgery",), (), "Leeds")
+EVERYDAY_WORDS = [
+    STRAY,
+    OAK_TREE,
+    doctor(33, "7100003", ("Olivia Smith",), STRAY),
+    doctor(34, "7100004", ("Ewan Penhaligon",), STRAY),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the everyday word in ordinary text names no practice, and places no doctor
+        ("a stray practice shot hit the crossbar", set()),
+        ("the stray surgery cat had kittens", set()),
+        ("stray doctors wandering the ward", set()),
+        ("a stray GP appointment came up", set()),
+        ("Dr Smith and a stray dog", set()),
+        ("Dr Penhaligon chased a stray cat", set()),
+        ("Dr Smith at the stray surgery", set()),
+        ("we booked oak tree surgery for the garden", set()),
+        # written as a name, with a capital, or the registered name in full, it is the practice
+        ("Stray Medical Practice never answers", {"practice:309"}),
+        ("stray medical practice never answers", {"practice:309"}),
+        ("the Stray surgery never answers", {"practice:309"}),
+        ("STRAY GP is useless", {"practice:309"}),
+        ("Dr Smith at the Stray surgery", {"doctor:33", "practice:309"}),
+        ("Dr Smith at Stray Medical Practice", {"doctor:33", "practice:309"}),
+        ("Oak Tree Surgery never answers", {"practice:310"}),
+        ("the oak tree surgery in Leeds never answers", {"practice:310"}),
+    ],
+)
+def test_a_practice_named_after_an_everyday_word_needs_it_written_as_a_name(
+    text: str, expected: set[str]
+) -> None:
+    assert named(Matcher.from_entities(EVERYDAY_WORDS).match(post(text))) == expected
+
+
+def test_an_everyday_word_in_lower_case_says_it_needed_the_place() -> None:
+    (match,) = Matcher.from_entities(EVERYDAY_WORDS).match(post("the oak tree surgery in Leeds"))
+    assert match.reason == (
+        "practice name 'oak tree surgery' (everyday words, not written as a name) + town 'Leeds'"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -457,6 +503,7 @@ def test_the_bundled_common_names_file_is_well_formed() -> None:
     assert {"james", "sarah"} <= common.first_names
     assert "tottenham" in common.namesakes["harry kane"]
     assert "riverside" in common.generic_practice_names
+    assert "stray" in common.everyday_words
 
 
 @pytest.mark.parametrize(
