@@ -1,11 +1,12 @@
 """Retention and erasure: posts and sent emails are deleted once kept long enough, or on request.
 
 UK GDPR's storage limitation says personal data is kept no longer than needed: every day the
-``retention`` job deletes mentions collected more than ``retention.mentions_days`` ago and sent
+``retention`` job deletes mentions collected more than ``retention.mentions_days`` ago, sent
 or failed emails (which quote posts and hold addresses) created more than
-``retention.outbox_days`` ago. A mention that is evidence in a case is kept while the case is
-open and for ``retention.case_evidence_days`` after it closes (six years: the limitation period
-for claims in England and Wales). ``vigil mentions forget`` erases one person's posts on request
+``retention.outbox_days`` ago, and the ``file`` email backend's .eml files as old. A mention
+that is evidence in a case is kept while the case is open and for
+``retention.case_evidence_days`` after it closes (six years: the limitation period for claims
+in England and Wales). ``vigil mentions forget`` erases one person's posts on request
 (Art. 17), and keeps case evidence unless told otherwise.
 
 Deleting a mention deletes its entities, classification, routing row, alert links and case links
@@ -26,12 +27,14 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import ColumnElement, Delete, Engine, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from alerts.transports.file import delete_written_before
 from vigil.claims import lock_routing
 from vigil.db import transaction
 from vigil.errors import VigilError
@@ -105,14 +108,15 @@ def check_retention(settings: Settings) -> None:
 class PurgeReport:
     mentions: int = 0
     emails: int = 0
+    email_files: int = 0
     kept_as_evidence: int = 0
     batches: int = 0
     stopped: bool = False
 
     def __str__(self) -> str:
         text = (
-            f"{self.mentions} mentions and {self.emails} sent emails deleted in {self.batches} batches;"
-            f" {self.kept_as_evidence} past retention kept as case evidence"
+            f"{self.mentions} mentions, {self.emails} sent emails and {self.email_files} .eml files deleted"
+            f" in {self.batches} batches; {self.kept_as_evidence} past retention kept as case evidence"
         )
         return text + (" (stopped early: the next run carries on)" if self.stopped else "")
 
@@ -127,8 +131,10 @@ def purge(
     *,
     batch_size: int = BATCH_SIZE,
     stop: threading.Event | None = None,
+    outbox_dir: Path | None = None,
 ) -> PurgeReport:
-    """Delete every mention and finished email past its retention, a batch per transaction."""
+    """Delete every mention and finished email past its retention, a batch per transaction, and
+    the .eml files the ``file`` backend wrote in ``outbox_dir`` as long ago as those emails."""
     report = PurgeReport()
     mention_cutoff, evidence_cutoff = now - retention.mentions, now - retention.case_evidence
 
@@ -146,6 +152,8 @@ def purge(
     for batch in (mentions_batch, emails_batch):
         report.batches += in_batches(engine, batch, batch_size, stop)
     report.stopped = stop is not None and stop.is_set()
+    if outbox_dir is not None and not report.stopped:
+        report.email_files = delete_email_files(outbox_dir, now - retention.outbox)
     with transaction(engine) as session:
         report.kept_as_evidence = count_kept_as_evidence(session, mention_cutoff, evidence_cutoff)
     log.info("retention: %s", report)
@@ -220,6 +228,17 @@ def delete_emails(session: Session, ids: Sequence[int]) -> int:
     )
 
 
+def delete_email_files(folder: Path, written_before: datetime) -> int:
+    """The ``file`` backend's .eml files hold what the outbox rows hold: they go as old, whichever
+    backend is set now (files written before a switch to SMTP stay personal data)."""
+    try:
+        return delete_written_before(folder, written_before)
+    except OSError as exc:
+        raise VigilError(
+            f"cannot delete old .eml files in {folder} (email.outbox_dir): {exc.strerror or exc}"
+        ) from exc
+
+
 def delete_mentions(session: Session, ids: Sequence[int]) -> int:
     """Delete these mentions and every row that links to them, in the caller's transaction.
 
@@ -269,7 +288,9 @@ def _update(session: Session, condition: ColumnElement[bool], **values: Any) -> 
 
 def purge_expired(runtime: Runtime, stop: threading.Event | None = None) -> PurgeReport:
     """One purge with the runtime's settings, now."""
-    return purge(runtime.engine, Retention.from_settings(runtime.settings), utcnow(), stop=stop)
+    settings = runtime.settings
+    retention = Retention.from_settings(settings)
+    return purge(runtime.engine, retention, utcnow(), stop=stop, outbox_dir=settings.email.outbox_dir)
 
 
 def retention_job() -> None:

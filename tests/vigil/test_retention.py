@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -182,6 +185,40 @@ def test_sent_and_failed_emails_go_after_outbox_days_and_emails_still_to_go_neve
     assert list(session.scalars(select(OutboxMessage.id).order_by(OutboxMessage.id))) == [m.id for m in kept]
 
 
+def written_days_ago(folder: Path, name: str, days: float, now: datetime = NOW) -> Path:
+    """An .eml file as the ``file`` backend leaves it, last modified ``days`` before ``now``."""
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(b"quotes a post")
+    stamp = (now - timedelta(days=days)).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_the_file_backends_eml_files_go_after_outbox_days_and_the_report_counts_them(
+    session: Session, tmp_path: Path
+) -> None:
+    folder = tmp_path / "outbox"
+    written_days_ago(folder, "1.2.3.alert@vigil.example.eml", 91)
+    written_days_ago(folder, "4.5.6.digest@vigil.example.eml", 90.5)
+    recent = written_days_ago(folder, "7.8.9.alert@vigil.example.eml", 89)
+    email(session, 1, OutboxStatus.SENT, days_ago(91))
+
+    report = run_purge(session, outbox_dir=folder)
+
+    assert (report.emails, report.email_files) == (1, 2)
+    assert list(folder.iterdir()) == [recent]
+    assert "1 sent emails and 2 .eml files deleted" in str(report)
+
+
+def test_an_outbox_folder_that_cannot_be_read_is_a_clear_error(session: Session, tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "outbox"
+    not_a_folder.write_text("")
+    expected = f"cannot delete old .eml files in {not_a_folder} (email.outbox_dir): Not a directory"
+    with pytest.raises(VigilError, match=re.escape(expected)):
+        run_purge(session, outbox_dir=not_a_folder)
+
+
 def test_the_purge_works_in_batches_and_running_it_again_does_nothing(
     session: Session, make: Factory, alice: Tenancy
 ) -> None:
@@ -279,18 +316,22 @@ def test_the_defaults_keep_posts_two_years_evidence_six_and_emails_ninety_days(s
 
 
 @pytest.fixture
-def runtime(settings: Settings) -> Iterator[Runtime]:
-    runtime = Runtime(settings)
+def runtime(settings: Settings, tmp_path: Path) -> Iterator[Runtime]:
+    runtime = Runtime(settings.with_overrides(email__outbox_dir=str(tmp_path / "outbox")))
     yield runtime
     runtime.close()
 
 
 def test_the_daily_job_purges_with_the_runtimes_settings(
-    runtime: Runtime, session: Session, make: Factory, alice: Tenancy
+    runtime: Runtime, session: Session, make: Factory, alice: Tenancy, tmp_path: Path
 ) -> None:
-    make.mention(alice, found_at=datetime.now(NOW.tzinfo) - timedelta(days=800))
+    now = datetime.now(NOW.tzinfo)
+    make.mention(alice, found_at=now - timedelta(days=800))
     session.commit()
+    written_days_ago(tmp_path / "outbox", "1.2.3.alert@vigil.example.eml", 91, now)
+    recent = written_days_ago(tmp_path / "outbox", "4.5.6.alert@vigil.example.eml", 89, now)
     assert [spec.id for spec in retention.retention_jobs(runtime.settings)] == ["retention"]
     with scheduler.jobs_runtime(runtime):
         retention.retention_job()
     assert count(session, Mention) == 0
+    assert list((tmp_path / "outbox").iterdir()) == [recent]
