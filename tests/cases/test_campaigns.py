@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -121,10 +122,9 @@ def test_short_insults_alike_by_chance_are_never_compared(
     assert cases_of(session, "campaign") == []
 
 
-def test_one_author_about_three_members_is_a_campaign(
-    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy, charlie: Tenancy
-) -> None:
-    for i, (tenancy, complaint) in enumerate(zip([alice, bob, charlie], SIMILAR_COMPLAINTS, strict=False)):
+def one_author_about(post: Post, tenancies: list[Tenancy]) -> None:
+    """The account ``crusader`` posts a complaint about each member, two days apart."""
+    for i, (tenancy, complaint) in enumerate(zip(tenancies, SIMILAR_COMPLAINTS, strict=False)):
         post(
             tenancy.doctors[0],
             at=T0 + hours(i * 48),
@@ -132,10 +132,28 @@ def test_one_author_about_three_members_is_a_campaign(
             text=about(tenancy, complaint),
             labels=("abusive",),
         )
+
+
+def test_one_author_about_three_members_is_a_campaign(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy, charlie: Tenancy
+) -> None:
+    one_author_about(post, [alice, bob, charlie])
     run_detection(session, config, now=T0 + hours(97))
     [case] = cases_of(session, "campaign")
     assert case.details["kind"] == "author" and case.details["authors"] == 1
     assert "3 posts by one account about 3 members" in case.title
+
+
+def test_a_case_counts_its_posts_and_authors_but_keeps_neither_their_text_nor_their_handles(
+    session: Session, post: Post, config: DetectionSettings, alice: Tenancy, bob: Tenancy, charlie: Tenancy
+) -> None:
+    """Retention and erasure delete mentions, not cases: what a case copied from a post would outlive it."""
+    one_author_about(post, [alice, bob, charlie])
+    run_detection(session, config, now=T0 + hours(97))
+    [case] = cases_of(session, "campaign")
+    kept = [case.title, json.dumps(case.details)]
+    kept += [f"{e.old_value} {e.new_value} {e.note}" for e in case.events]
+    assert [text for text in kept if "crusader" in text or "appointment" in text] == []
 
 
 def test_one_author_about_two_members_is_not_yet_a_campaign(
