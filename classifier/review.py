@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from vigil.errors import VigilError
@@ -62,37 +63,51 @@ def correct_labels(session: Session, ids: Sequence[int], labels: Iterable[str], 
     if not who or len(who) > NAME_LENGTH:
         raise VigilError(f"--by: give who reviewed the labels, in at most {NAME_LENGTH} characters")
     chosen = tuple(label for label in LABELS if label in set(labels))
-    mentions = session.scalars(select(Mention).where(Mention.id.in_(ids))).all()
-    missing = sorted(set(ids) - {mention.id for mention in mentions})
+    found = set(session.scalars(select(Mention.id).where(Mention.id.in_(ids))))
+    missing = sorted(set(ids) - found)
     if missing:
         raise VigilError(f"no stored mention has the id(s) {', '.join(map(str, missing))}; nothing changed")
-    # Hold the current labels until commit (PostgreSQL): a model's batch stored between reading
-    # them and writing these would keep its labels wherever the person's equal the old ones.
-    session.scalars(
+    # Hold the current labels until commit (PostgreSQL), so that ``before`` is what the person replaced.
+    current = session.scalars(
         select(Classification)
-        .where(Classification.mention_id.in_(ids))
+        .where(Classification.mention_id.in_(found))
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).all()
-    now = utcnow()
-    corrections = []
-    for mention in sorted(mentions, key=lambda m: m.id):
-        classification = mention.classification
-        before = tuple(classification.labels) if classification else ()
-        if classification is None:
-            classification = mention.classification = Classification(mention_id=mention.id, scores={})
-        classification.model_id, classification.model_version = REVIEWED, who
-        classification.classified_at = now
-        for label in LABELS:
-            setattr(classification, label, label in chosen)
-        corrections.append(Correction(mention.id, before, chosen))
+    )
+    before = {row.mention_id: tuple(row.labels) for row in current}
+    write_reviewed(session, sorted(found), chosen, who)
     session.execute(
         update(Mention)
         .where(Mention.id.in_(ids))
         .values(detected_at=None, detect_claimed_by=None, detect_claimed_at=None)
         .execution_options(synchronize_session=False)
     )
-    return corrections
+    return [Correction(mention_id, before.get(mention_id, ()), chosen) for mention_id in sorted(found)]
+
+
+def write_reviewed(session: Session, ids: list[int], labels: tuple[str, ...], who: str) -> None:
+    """An upsert, as the classify step's (``classifier.step.store``): a mention the model has not
+    labelled yet may get its first labels from a batch stored at this very moment, and a plain
+    insert would then fail on PostgreSQL. The person's labels replace the model's; its scores stay."""
+    if not ids:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "mention_id": mention_id,
+            "model_id": REVIEWED,
+            "model_version": who,
+            "scores": {},
+            "classified_at": now,
+            **{label: label in labels for label in LABELS},
+        }
+        for mention_id in ids
+    ]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(Classification).values(rows)
+    replaced = {key: statement.excluded[key] for key in rows[0] if key not in ("mention_id", "scores")}
+    upsert = statement.on_conflict_do_update(index_elements=["mention_id"], set_=replaced)
+    session.execute(upsert.returning(Classification), execution_options={"populate_existing": True}).all()
 
 
 def corrections(session: Session) -> Iterator[dict[str, object]]:

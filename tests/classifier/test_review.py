@@ -74,6 +74,10 @@ def test_an_unknown_id_changes_nothing_and_is_named(session: Session) -> None:
     assert classifications(session) == []
 
 
+def test_no_ids_is_no_correction(session: Session) -> None:
+    assert correct_labels(session, [], ["threat"], by="Priya") == []
+
+
 def test_a_mention_not_yet_labelled_can_be_labelled_by_a_person_and_the_model_leaves_it(
     session: Session, rt: Runtime, classifier: Classifier
 ) -> None:
@@ -130,17 +134,46 @@ def test_labels_a_person_sets_while_a_new_models_batch_is_stored_are_all_the_per
     session.commit()
     worker = threading.Thread(target=store_in_a_worker, args=(engine, new, mention_id, ("threat", "abusive")))
 
-    def batch_stored_meanwhile(*_: object) -> None:
-        worker.start()
-        worker.join(timeout=2)  # it may wait for the correction to commit
-
-    event.listen(session, "before_flush", batch_stored_meanwhile, once=True)
+    run_before_the_correction_writes(session, worker)
     correct_labels(session, [mention_id], [], by="Priya")
     session.commit()
     worker.join()
 
     row = classifications(session)[0]
     assert (row.model_id, row.labels) == ("reviewed", [])
+
+
+def test_labels_a_person_sets_on_an_unlabelled_mention_while_its_first_batch_is_stored_win(
+    backend: str, session: Session, engine: Engine
+) -> None:
+    """The case team labels a mention the model has not labelled yet while the classify step stores
+    it: both write its first labels. The batch lands after the correction found none and before it
+    wrote its own; the correction neither fails nor leaves the model's labels."""
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: no batch is stored meanwhile")
+    [mention_id] = add_mentions(session, TEXTS[:1])
+    worker = threading.Thread(
+        target=store_in_a_worker, args=(engine, model("v1"), mention_id, ("threat", "abusive"))
+    )
+    run_before_the_correction_writes(session, worker)
+    correct_labels(session, [mention_id], ["critical"], by="Priya")
+    session.commit()
+    worker.join()
+
+    row = classifications(session)[0]
+    assert (row.model_id, row.model_version, row.labels) == ("reviewed", "Priya", ["critical"])
+
+
+def run_before_the_correction_writes(session: Session, worker: threading.Thread) -> None:
+    """Start the worker just before this session writes any labels, once it has read the old ones."""
+
+    def start_worker(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        writes = statement.startswith(("INSERT INTO classifications", "UPDATE classifications"))
+        if writes and worker.ident is None:
+            worker.start()
+            worker.join(timeout=2)  # it may wait for the correction to commit
+
+    event.listen(session.connection(), "before_cursor_execute", start_worker)
 
 
 def model(version: str) -> Classifier:
