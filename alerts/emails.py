@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from alerts.config import AlertsConfig
 from alerts.guidance import Guidance, load_guidance, topics_for
 from alerts.render import RenderedEmail, local_time, oneline, render_email
-from alerts.views import LABEL_TITLES, entity_name, mention_views, scope_description
+from alerts.views import LABEL_TITLES, entity_name, labelled_by, mention_views, scope_description
 from vigil.labels import LABELS
 from vigil.models import Alert, OperatorEvent, Recipient, Scope
 
@@ -77,6 +77,7 @@ def alert_email(session: Session, config: AlertsConfig, alert: Alert) -> Rendere
             "follow_up": alert.follow_up,
             "since": local_time(window_start, timezone),
             "mentions": mentions,
+            "labelled_by": labelled_by(mentions),
             "guidance": guidance_for(config, labels | {alert.label}),
             "for_organisation": recipient.scope is Scope.ORG,
             "report": alert.label in ("threat", "abusive"),

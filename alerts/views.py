@@ -8,7 +8,7 @@ its recipient may see, whatever the caller asked for.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -50,6 +50,7 @@ class MentionView:
     labels: list[tuple[str, str]]
     names: list[str]
     labelled: bool
+    reviewed: bool  # its labels were set by a person (classifier.review), not by the model
 
     @property
     def label_names(self) -> list[str]:
@@ -121,10 +122,24 @@ def _names_in_scope(session: Session, recipient: Recipient, ids: list[int]) -> d
     return names
 
 
+def labelled_by(mentions: Sequence[MentionView]) -> str:
+    """Who set the labels an email shows: "model", "person" (on review) or "mixed", so that it says
+    labels can be wrong of the model's alone. Posts that show no label count only if none does."""
+    shown = [mention for mention in mentions if mention.labels] or mentions
+    reviewed = sum(mention.reviewed for mention in shown)
+    if not reviewed:
+        return "model"
+    return "person" if reviewed == len(shown) else "mixed"
+
+
+def _reviewed(classification: Classification | None) -> bool:
+    return classification is not None and classification.model_id == REVIEWED
+
+
 def _confidence(classification: Classification | None, scores: dict[str, float], label: str) -> str:
     """The model's score, or "(reviewed)" where a person set the labels: the model's score for a
     label it did not give would mislead."""
-    if classification is not None and classification.model_id == REVIEWED:
+    if _reviewed(classification):
         return "(reviewed)"
     return percent(scores.get(label))
 
@@ -149,4 +164,5 @@ def _view(mention: Mention, names: list[str], timezone: ZoneInfo) -> MentionView
         labels=[(label, _confidence(classification, scores, label)) for label in LABELS if label in labels],
         names=names,
         labelled=classification is not None,
+        reviewed=_reviewed(classification),
     )

@@ -28,7 +28,7 @@ from alerts.digest import scope_data
 from alerts.emails import base_context, recipient_reason
 from alerts.outbox import URGENT, InlineImage, content_id, enqueue_email, existing_keys
 from alerts.render import RenderedEmail, local_time, oneline
-from alerts.views import mention_views
+from alerts.views import labelled_by, mention_views
 from alerts.weeks import Week
 from cases.detect import flagged_condition
 from cases.views import REASON_TITLES, explain
@@ -133,6 +133,7 @@ def case_email(
         evidence = [threat, *(mention_id for mention_id in evidence if mention_id != threat)]
     entities = [entity_ref(row.doctor_id, row.practice_id) for row in case.entities]
     names = entity_names(session, entities)
+    mentions = mention_views(session, recipient, evidence[:EVIDENCE_SHOWN], timezone)
     return render_email(
         "case",
         {
@@ -146,7 +147,8 @@ def case_email(
             "figures": explain(case),
             "members": [names.get(entity, "") for entity in entities],
             "evidence_count": len(evidence),
-            "mentions": mention_views(session, recipient, evidence[:EVIDENCE_SHOWN], timezone),
+            "mentions": mentions,
+            "labelled_by": labelled_by(mentions),
             "related": related_cases(session, case, entities),
         },
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from alerts.config import AlertsConfig, load_config
 from alerts.jobs import route_new_mentions
+from classifier.review import correct_labels
 from tests.alerts.conftest import NOW, Factory
 from tests.conftest import Tenancy
 from vigil.models import OutboxMessage
@@ -94,6 +96,39 @@ def test_the_words_for_several_posts_agree_with_them_too(
     [message] = alert_emails(session, engine, grouped)
     assert f"Vigil found 3 public posts {NAMING} that {phrase}." in body(message, "plain")
     assert f"3 public posts {NAMING} {phrase}. What to do is below." in body(message, "html")
+
+
+BY_THE_MODEL = "labels come from a computer model and can be wrong."
+BY_A_PERSON = "labels were set by a person (the case team) on review."
+BY_BOTH = (
+    'labels marked "(reviewed)" were set by a person (the case team);'
+    " the others come from a computer model and can be wrong."
+)
+
+
+@pytest.mark.parametrize(("reviewed", "sentence"), [(0, BY_THE_MODEL), (1, BY_BOTH), (2, BY_A_PERSON)])
+def test_an_alert_says_the_model_can_be_wrong_only_of_labels_the_model_set(
+    session: Session,
+    engine: Engine,
+    alert_settings: Settings,
+    make: Factory,
+    alice: Tenancy,
+    reviewed: int,
+    sentence: str,
+) -> None:
+    grouped = load_config(
+        alert_settings.with_overrides(
+            alerts__immediate=EVERY_LABEL_AT_ONCE, alerts__group_labels='["abusive"]'
+        )
+    )
+    ids = [make.mention(alice, labels=["abusive"]).id for _ in range(2)]
+    correct_labels(session, ids[:reviewed], ["abusive"], by="Priya")
+    session.commit()
+    [message] = alert_emails(session, engine, grouped)
+    for subtype in ("plain", "html"):
+        text = html.unescape(body(message, subtype))
+        assert f"Please read them yourself: {sentence}" in text, text
+        assert text.count("Abuse (reviewed)") == reviewed  # each post says who set its labels
 
 
 def test_a_post_with_several_labels_is_one_alert_in_the_words_of_the_most_serious(

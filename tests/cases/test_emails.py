@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import socket
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ import cases.detect
 from alerts.weeks import Week
 from cases.jobs import detect, send_due_digest
 from cases.workflow import update_case
+from classifier.review import correct_labels
+from tests.alerts.test_emails import BY_A_PERSON, BY_BOTH, BY_THE_MODEL
 from tests.cases.conftest import T0, Post, cases_of, hours
 from tests.conftest import Tenancy
 from vigil.models import CaseStatus, Mention, OutboxMessage, Recipient, Scope
@@ -125,6 +128,28 @@ def test_scraped_text_is_escaped_in_the_html_and_readable_in_the_text(
     )
     assert "\u202e" not in html and "\u202e" not in body(message, "plain")
     assert 'You <script>alert("x")</script> & your <b>surgery</b> will pay' in body(message, "plain")
+
+
+@pytest.mark.parametrize(("reviewed", "sentence"), [(0, BY_THE_MODEL), (1, BY_BOTH), (2, BY_A_PERSON)])
+def test_a_case_email_says_the_model_can_be_wrong_only_of_labels_the_model_set(
+    session: Session,
+    rt: Runtime,
+    inbox: Inbox,
+    post: Post,
+    org: Tenancy,
+    alice: Tenancy,
+    reviewed: int,
+    sentence: str,
+) -> None:
+    threats = [post(alice.doctors[0], at=T0 + hours(i), author=f"@a{i}", labels=("threat",)) for i in (0, 1)]
+    correct_labels(session, [threat.id for threat in threats[:reviewed]], ["threat"], by="Priya")
+    session.commit()
+    detect(rt, now=T0 + hours(1.1))
+    [message] = inbox.messages
+    for subtype in ("plain", "html"):
+        text = html.unescape(body(message, subtype))
+        assert f"Please read the posts yourself: {sentence}" in text, text
+        assert text.count("Possible threat (reviewed)") == reviewed  # each post says who set its labels
 
 
 def test_a_severity_rise_sends_one_update(
