@@ -32,6 +32,7 @@ from vigil.models import (
     Mention,
     Practice,
     Severity,
+    storable_ids,
     utcnow,
 )
 
@@ -231,7 +232,7 @@ def case_mention_ids(session: Session, case_id: int) -> set[int]:
 
 def get_case(session: Session, case_id: int, for_update: bool = False) -> Case:
     """The case, locked against a colleague's simultaneous change when ``for_update``."""
-    case = session.get(Case, case_id, with_for_update=for_update or None)
+    case = session.get(Case, case_id, with_for_update=for_update or None) if storable_ids([case_id]) else None
     if case is None:
         raise CaseError(f"there is no case {case_id}")
     return case

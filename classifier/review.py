@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from vigil.errors import VigilError
 from vigil.labels import LABELS, REVIEWED
-from vigil.models import Classification, Mention, utcnow
+from vigil.models import Classification, Mention, storable_ids, utcnow
 
 NAME_LENGTH = 64  # Classification.model_version holds who set them
 
@@ -63,7 +63,7 @@ def correct_labels(session: Session, ids: Sequence[int], labels: Iterable[str], 
     if not who or len(who) > NAME_LENGTH:
         raise VigilError(f"--by: give who reviewed the labels, in at most {NAME_LENGTH} characters")
     chosen = tuple(label for label in LABELS if label in set(labels))
-    found = set(session.scalars(select(Mention.id).where(Mention.id.in_(ids))))
+    found = set(session.scalars(select(Mention.id).where(Mention.id.in_(storable_ids(ids)))))
     missing = sorted(set(ids) - found)
     if missing:
         raise VigilError(f"no stored mention has the id(s) {', '.join(map(str, missing))}; nothing changed")
@@ -78,7 +78,7 @@ def correct_labels(session: Session, ids: Sequence[int], labels: Iterable[str], 
     write_reviewed(session, sorted(found), chosen, who)
     session.execute(
         update(Mention)
-        .where(Mention.id.in_(ids))
+        .where(Mention.id.in_(found))
         .values(detected_at=None, detect_claimed_by=None, detect_claimed_at=None)
         .execution_options(synchronize_session=False)
     )

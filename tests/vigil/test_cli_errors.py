@@ -36,6 +36,25 @@ def test_a_bad_path_or_revision_is_one_clear_line(tmp_path: Path, args: list[str
     assert "Traceback" not in result.output
 
 
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize("number", ["0", "99999999999999999999"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cases", "show", "{id}"], "error: there is no case {id}"),
+        (["cases", "update", "{id}", "--status", "closed"], "error: there is no case {id}"),
+        (["mentions", "label", "{id}", "--labels", "none"], "error: no stored mention has the id(s) {id};"),
+        (["alerts", "retry", "{id}"], "error: no permanently failed message #{id}"),
+    ],
+)
+def test_an_id_that_no_record_has_says_so(args: list[str], message: str, number: str) -> None:
+    """A number past 64 bits ended in a traceback: SQLite cannot be asked for it."""
+    result = runner.invoke(app, [arg.format(id=number) for arg in args])
+    assert result.exit_code == 1
+    assert message.format(id=number) in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
 def test_a_database_without_its_schema_says_to_upgrade_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

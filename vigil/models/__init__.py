@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vigil.models.alerts import Alert, AlertMention, OutboxMessage, OutboxStatus, RoutedMention
-from vigil.models.base import Base, utcnow
+from vigil.models.base import Base, storable_ids, utcnow
 from vigil.models.cases import Case, CaseEntity, CaseEvent, CaseMention, CaseReason, CaseStatus, Severity
 from vigil.models.collector import SourceState
 from vigil.models.ops import OperatorEvent
@@ -36,5 +36,6 @@ __all__ = [
     "SourceState",
     "Tenant",
     "TenantKind",
+    "storable_ids",
     "utcnow",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,13 @@ NAMING_CONVENTION = {
 
 # A 64-bit key on PostgreSQL, and SQLite's rowid alias (INTEGER PRIMARY KEY) there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+MAX_ID = 2**63 - 1
+
+
+def storable_ids(ids: Iterable[int]) -> list[int]:
+    """The ids a 64-bit key can hold: a larger number names no row, and SQLite cannot even be asked
+    for it ("Python int too large to convert to SQLite INTEGER")."""
+    return [id_ for id_ in ids if 0 < id_ <= MAX_ID]
 
 
 def utcnow() -> datetime:
