@@ -56,9 +56,9 @@ def send_alerts(runtime: Runtime, now: datetime | None = None) -> AlertsPass:
 def route_new_mentions(engine: Engine, config: AlertsConfig, now: datetime) -> RoutingReport:
     """Route every pending mention, a batch per transaction, enqueueing alerts as they fall due.
 
-    The pending mentions are found a scan at a time (``pending_mentions``, which takes no lock)
-    and routed a batch at a time; a scan that found its limit is followed by another. Mentions
-    that become pending after the last scan are routed by the next pass."""
+    The pending mentions are found up to SCAN at a time (``pending_mentions``, which takes no
+    lock) and routed a batch at a time; a read that found its limit is followed by another.
+    Mentions that become pending after the last read are routed by the next pass."""
     total = RoutingReport()
     while True:
         with read_only(engine) as session:

@@ -23,7 +23,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from alerts.config import AlertsConfig
@@ -45,7 +45,7 @@ from vigil.scope import recipients_for_entity
 log = logging.getLogger(__name__)
 
 BATCH = 200
-SCAN = 50 * BATCH  # pending mentions found by one scan of the classified history
+SCAN = 50 * BATCH  # pending mentions found by one read of the pending index
 
 
 @dataclass
@@ -60,22 +60,15 @@ class RoutingReport:
         self.emails += other.emails
 
 
-# A classified mention routing has not seen, or has seen with older labels (joined to its
-# Classification and, outer, its RoutedMention).
-UNROUTED = or_(RoutedMention.mention_id.is_(None), RoutedMention.classified_at < Classification.classified_at)
-
-
 def pending_mentions(session: Session, limit: int = SCAN) -> list[int]:
     """The ids of up to ``limit`` classified mentions that are new or relabelled, in routing order.
 
-    Finding them means scanning every classified mention ever stored (no index can tell a routed
-    mention from one relabelled since), so a pass scans once for many batches rather than once
-    per batch: a backlog cost a scan of the whole history per 200 mentions."""
+    They are marked (``Classification.routing_pending``) and indexed apart from the rest, so
+    finding them reads as many rows as there are pending, however long the history."""
     return list(
         session.scalars(
             select(Classification.mention_id)
-            .outerjoin(RoutedMention, RoutedMention.mention_id == Classification.mention_id)
-            .where(UNROUTED)
+            .where(Classification.routing_pending)
             .order_by(Classification.classified_at, Classification.mention_id)
             .limit(limit)
         )
@@ -85,22 +78,19 @@ def pending_mentions(session: Session, limit: int = SCAN) -> list[int]:
 def route_batch(
     session: Session, config: AlertsConfig, now: datetime, ids: Collection[int] | None = None
 ) -> RoutingReport:
-    """Route up to BATCH classified mentions that are new or relabelled (of ``ids`` only, if given:
-    those still pending, as another transaction may have changed them since they were found);
-    the caller commits."""
+    """Route the first BATCH classified mentions that are new or relabelled (or, if given, those of
+    ``ids`` still pending: another transaction may have changed them since they were found); the
+    caller holds the routing lock and commits."""
     report = RoutingReport()
-    query = (
+    taken = take_pending(session, ids)
+    rows = session.execute(
         select(Mention, RoutedMention)
         .join(Mention.classification)
         .outerjoin(RoutedMention, RoutedMention.mention_id == Mention.id)
-        .where(UNROUTED)
+        .where(Mention.id.in_(taken))
         .order_by(Classification.classified_at, Mention.id)
-        .limit(BATCH)
         .options(contains_eager(Mention.classification), selectinload(Mention.entities))
-    )
-    if ids is not None:
-        query = query.where(Mention.id.in_(list(ids)))
-    rows = session.execute(query).all()
+    ).all()
     for mention, routed in rows:
         classification = mention.classification
         assert classification is not None
@@ -117,6 +107,33 @@ def route_batch(
         )
         report.routed += 1
     return report
+
+
+def take_pending(session: Session, ids: Collection[int] | None) -> list[int]:
+    """Clear the pending mark of those of ``ids`` still pending (without ids, of the first BATCH
+    pending) and return them.
+
+    Clearing it before the labels are read is what keeps a relabel from being lost. On PostgreSQL
+    the UPDATE holds these rows until the batch commits: a relabel committed before it is the
+    one read next, and one after it waits, then marks the mention pending again for the next pass.
+    On SQLite the batch holds the write lock throughout, so nothing can come between."""
+    chosen = (
+        list(ids)
+        if ids is not None
+        else select(Classification.mention_id)
+        .where(Classification.routing_pending)
+        .order_by(Classification.classified_at, Classification.mention_id)
+        .limit(BATCH)
+    )
+    return list(
+        session.scalars(
+            update(Classification)
+            .where(Classification.mention_id.in_(chosen), Classification.routing_pending)
+            .values(routing_pending=False)
+            .returning(Classification.mention_id)
+            .execution_options(synchronize_session=False)
+        )
+    )
 
 
 def _route_mention(

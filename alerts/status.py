@@ -12,10 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.config import AlertsConfig, load_config
-from alerts.routing import UNROUTED
 from alerts.weeks import CATCH_UP, Week, due_week, scheduled_time
 from vigil.clock import sortable_time
-from vigil.models import Alert, Mention, OutboxMessage, RoutedMention, utcnow
+from vigil.models import Alert, Classification, OutboxMessage, utcnow
 from vigil.runtime import Runtime
 
 
@@ -25,11 +24,7 @@ def alerts_section(
     config = load_config(runtime.settings)
     now = now or utcnow()
     unrouted = session.scalar(
-        select(func.count())
-        .select_from(Mention)
-        .join(Mention.classification)
-        .outerjoin(RoutedMention, RoutedMention.mention_id == Mention.id)
-        .where(UNROUTED)
+        select(func.count()).select_from(Classification).where(Classification.routing_pending)
     )
     waiting = session.scalar(select(func.count()).select_from(Alert).where(Alert.enqueued_at.is_(None)))
     sent = session.scalar(

@@ -99,6 +99,7 @@ def write_reviewed(session: Session, ids: list[int], labels: tuple[str, ...], wh
             "model_version": who,
             "scores": {},
             "classified_at": now,
+            "routing_pending": True,  # routing acts on the new labels
             **{label: label in labels for label in LABELS},
         }
         for mention_id in ids

@@ -113,6 +113,7 @@ def store(session: Session, classifier: Classifier, predictions: dict[int, Predi
             "model_version": classifier.version,
             "scores": prediction.scores,
             "classified_at": now,
+            "routing_pending": True,  # new labels: routing sees them (the update sets it too)
             **{label: label in prediction.labels for label in LABELS},
         }
         for mention_id, prediction in predictions.items()

@@ -36,7 +36,7 @@ from collector.matching import EntityMatch
 from collector.post import Post
 from collector.urls import canonical_url
 from vigil.claims import lock_routing
-from vigil.models import Doctor, ErasedPost, Mention, MentionEntity, RoutedMention, utcnow
+from vigil.models import Classification, Doctor, ErasedPost, Mention, MentionEntity, RoutedMention, utcnow
 
 MAX_ID = 255
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -213,6 +213,9 @@ def route_again(session: Session, mention_id: int) -> None:
     under alerts already sent. Routing waits for this transaction (``store_matched`` holds the
     routing lock), so no pass can mark the mention routed while missing the new links."""
     session.execute(delete(RoutedMention).where(RoutedMention.mention_id == mention_id))
+    session.execute(
+        update(Classification).where(Classification.mention_id == mention_id).values(routing_pending=True)
+    )
     session.execute(
         update(Mention)
         .where(Mention.id == mention_id)

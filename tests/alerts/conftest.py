@@ -88,9 +88,11 @@ class Factory:
     def relabel(self, mention: Mention, labels: tuple[str, ...], classified_at: datetime) -> None:
         classification = mention.classification
         assert classification is not None
+        self.session.refresh(classification)  # as routing left it
         for label in LABELS:
             setattr(classification, label, label in labels)
         classification.classified_at = classified_at
+        classification.routing_pending = True
         self.session.commit()
 
     @staticmethod

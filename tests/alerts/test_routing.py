@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -272,6 +272,63 @@ def test_a_relabelled_mention_reaches_new_audiences_but_never_a_recipient_twice(
     route(engine, config)
     make.relabel(mention, ("threat",), classified_at=NOW + timedelta(minutes=2))
     route(engine, config, NOW + timedelta(minutes=3))
+    assert alert_recipients(session) == sorted([alice.recipient.email, org.recipient.email])  # type: ignore[union-attr]
+
+
+def test_a_mention_corrected_after_routing_is_routed_again_with_its_new_labels(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy, org: Tenancy
+) -> None:
+    mention = make.mention(alice, labels=["abusive"])
+    route(engine, config)
+    correct_labels(session, [mention.id], ["threat"], by="Priya")
+    session.commit()
+    assert route(engine, config, NOW + timedelta(minutes=3)).routed == 1
+    assert route(engine, config, NOW + timedelta(minutes=4)).routed == 0  # once
+    assert alert_recipients(session) == sorted([alice.recipient.email, org.recipient.email])  # type: ignore[union-attr]
+
+
+def test_a_correction_made_while_routing_reads_the_old_labels_is_routed_by_the_next_pass(
+    session: Session, engine: Engine, config: AlertsConfig, make: Factory, alice: Tenancy, org: Tenancy
+) -> None:
+    """The case team marks a post a threat just as routing has read it as abuse: the correction
+    must not pass for routed along with the abuse."""
+    mention = make.mention(alice, labels=["abusive"])
+    read, corrected = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def labels_read(*args: object) -> None:
+        if "LEFT OUTER JOIN routed_mentions" in str(args[2]):
+            read.set()
+            corrected.wait(2)  # a correction that did not wait for this pass would commit now
+
+    def routing_pass() -> None:
+        try:
+            with transaction(engine) as pass_session:
+                lock_routing(pass_session)
+                assert route_batch(pass_session, config, NOW).routed == 1
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            read.set()
+
+    def correcting() -> None:
+        read.wait()
+        try:
+            with transaction(engine) as review_session:
+                correct_labels(review_session, [mention.id], ["threat"], by="Priya")
+        except BaseException as error:
+            failures.append(error)
+        corrected.set()
+
+    event.listen(engine, "after_cursor_execute", labels_read)
+    threads = [threading.Thread(target=routing_pass), threading.Thread(target=correcting)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    event.remove(engine, "after_cursor_execute", labels_read)
+    assert failures == []
+    assert route(engine, config, NOW + timedelta(minutes=3)).routed == 1
     assert alert_recipients(session) == sorted([alice.recipient.email, org.recipient.email])  # type: ignore[union-attr]
 
 

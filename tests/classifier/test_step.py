@@ -143,6 +143,21 @@ def test_reclassify_relabels_only_mentions_labelled_by_another_model_version(
     assert [tuple(c.labels) for c in stored[:2]] == [p.labels for p in expected]
 
 
+def test_mentions_relabelled_by_reclassify_are_routed_again_and_no_others(
+    session: Session, rt: Runtime, classifier: Classifier
+) -> None:
+    ids = add_mentions(session, TEXTS)
+    classify_pending(rt, classifier)
+    assert all(c.routing_pending for c in classifications(session))  # new labels: routing sees them
+    session.execute(update(Classification).values(routing_pending=False))  # as routing leaves them
+    session.execute(
+        update(Classification).where(Classification.mention_id.in_(ids[:2])).values(model_version="old")
+    )
+    session.commit()
+    assert classify_pending(rt, classifier, reclassify=True) == 2
+    assert [c.mention_id for c in classifications(session) if c.routing_pending] == ids[:2]
+
+
 def test_a_limit_stops_after_that_many_mentions(
     session: Session, rt: Runtime, classifier: Classifier
 ) -> None:

@@ -4,14 +4,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
 from tests.conftest import make_practice_tenant
 from vigil import migrate
 from vigil.db import make_engine
 from vigil.errors import VigilError
-from vigil.models import Base, Case, CaseEntity, CaseReason, CaseStatus, Mention, MentionEntity, Severity
+from vigil.models import (
+    Base,
+    Case,
+    CaseEntity,
+    CaseReason,
+    CaseStatus,
+    Classification,
+    Mention,
+    MentionEntity,
+    Severity,
+)
 from vigil.runtime import Runtime
 from vigil.settings import load_settings
 
@@ -145,3 +155,51 @@ def test_the_upgrade_to_0011_frees_the_slots_that_closed_cases_still_held(tmp_pa
         slots = connection.execute(text("SELECT open_slot FROM case_entities ORDER BY id")).scalars().all()
     assert slots == [None, "spike:doctor:1"]  # the open case keeps its slot
     engine.dispose()
+
+
+def test_the_upgrade_to_0013_marks_pending_exactly_the_mentions_routing_has_still_to_see(
+    empty_url: str,
+) -> None:
+    """Never routed, or routed before their labels changed: pending. Routed with their labels (or
+    with later ones): not."""
+    engine = make_engine(empty_url)
+    migrate.upgrade(engine, "0012")
+    seen = {1: None, 2: "10:00", 3: "09:00", 4: "11:00"}  # classified at 10:00; routed with...
+    with engine.begin() as connection:
+        for mention_id, routed in seen.items():
+            connection.execute(
+                text(
+                    "INSERT INTO mentions (id, source, external_id, url, author, created_at, collected_at,"
+                    " text, extra) VALUES (:id, 'x', :id, '', '', :at, :at, 'Amira', '{}')"
+                ),
+                {"id": mention_id, "at": "2026-12-01 08:00:00.000000"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO classifications (mention_id, model_id, model_version, scores, threat, abusive,"
+                    " critical, praise, classified_at) VALUES (:id, 'm', '1', '{}', true, false, false,"
+                    " false, '2026-12-01 10:00:00.000000')"
+                ),
+                {"id": mention_id},
+            )
+            if routed is not None:
+                connection.execute(
+                    text(
+                        "INSERT INTO routed_mentions (mention_id, classified_at, routed_at) VALUES (:id, :at, :at)"
+                    ),
+                    {"id": mention_id, "at": f"2026-12-01 {routed}:00.000000"},
+                )
+    try:
+        migrate.upgrade(engine)
+        with Session(engine) as session:
+            pending = session.scalars(
+                select(Classification.mention_id)
+                .where(Classification.routing_pending)
+                .order_by(Classification.mention_id)
+            ).all()
+    finally:
+        with engine.begin() as connection:  # the schema is the next tests' (PostgreSQL): leave it empty
+            for table in ("routed_mentions", "classifications", "mentions"):
+                connection.execute(text(f"DELETE FROM {table}"))
+        engine.dispose()
+    assert pending == [1, 3]

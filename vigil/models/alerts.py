@@ -45,6 +45,7 @@ class RoutedMention(Base):
     )
     # When the classifier relabels a mention, it is routed again (new recipients only); the
     # collector deletes the row when it links the mention to someone new, for the same reason.
+    # Routing finds both by ``Classification.routing_pending``, which they set.
     classified_at: Mapped[datetime] = mapped_column()
     routed_at: Mapped[datetime] = mapped_column(default=utcnow)
 

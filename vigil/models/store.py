@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vigil.labels import LABELS
@@ -100,6 +100,10 @@ class Classification(Base):
     critical: Mapped[bool] = mapped_column(default=False)
     praise: Mapped[bool] = mapped_column(default=False)
     classified_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Routing has still to see these labels (or the mention's new links). Whatever writes labels
+    # sets it, in the same statement; routing clears it as it takes the mention, under the lock.
+    # An index on the pending rows alone lets routing find them without reading the history.
+    routing_pending: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     mention: Mapped[Mention] = relationship(back_populates="classification")
 
@@ -108,6 +112,18 @@ class Classification(Base):
     @property
     def labels(self) -> list[str]:
         return [label for label in LABELS if getattr(self, label)]
+
+
+# The pending classifications in routing order, and only those: a few pages, however long the
+# history. Each condition is written as SQLAlchemy writes ``WHERE routing_pending`` in a query on
+# that database (``= 1`` on SQLite), as SQLite uses a partial index only for the very same term.
+Index(
+    "ix_classifications_routing_pending",
+    Classification.classified_at,
+    Classification.mention_id,
+    postgresql_where=Classification.routing_pending,
+    sqlite_where=Classification.routing_pending == true(),
+)
 
 
 class ErasedPost(Base):
