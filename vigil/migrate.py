@@ -17,6 +17,9 @@ from vigil.errors import VigilError
 from vigil.paths import resource_dir
 from vigil.runtime import Runtime
 
+# Set by ``vigil db downgrade --forget-erasures``; read by migration 0012's downgrade.
+FORGET_ERASURES = "forget_erasures"
+
 
 def alembic_config() -> Config:
     config = Config()
@@ -26,8 +29,11 @@ def alembic_config() -> Config:
     return config
 
 
-def _run(engine: Engine, action: str, *args: object, **kwargs: object) -> None:
+def _run(
+    engine: Engine, action: str, *args: object, attributes: dict[str, object] | None = None, **kwargs: object
+) -> None:
     config = alembic_config()
+    config.attributes.update(attributes or {})
     with engine.connect() as connection, _sqlite_foreign_keys_off(connection), connection.begin():
         config.attributes["connection"] = connection
         getattr(command, action)(config, *args, **kwargs)
@@ -63,8 +69,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     _run(engine, "upgrade", revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    _run(engine, "downgrade", revision)
+def downgrade(engine: Engine, revision: str, *, forget_erasures: bool = False) -> None:
+    """Undo migrations down to ``revision``. Below 0012 there is no list of posts erased on request,
+    so the downgrade refuses to drop a list that holds any unless ``forget_erasures``: an older
+    release would store those posts again, and upgrading again would not bring the list back."""
+    _run(engine, "downgrade", revision, attributes={FORGET_ERASURES: forget_erasures})
 
 
 def check(engine: Engine) -> None:

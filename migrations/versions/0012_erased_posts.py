@@ -8,9 +8,11 @@ Create Date: 2026-12-08
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 import vigil.models.base
+from vigil.errors import VigilError
+from vigil.migrate import FORGET_ERASURES
 
 revision = "0012"
 down_revision = "0011"
@@ -28,4 +30,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Refuses to forget erasures silently: before 0012 nothing stops a source that shows an erased
+    post again from storing it again, and upgrading again does not bring the list back."""
+    erased = op.get_bind().execute(sa.text("SELECT count(*) FROM erased_posts")).scalar()
+    if erased and not context.config.attributes.get(FORGET_ERASURES):
+        raise VigilError(
+            f"the database holds {erased} post(s) erased on request (table erased_posts), and"
+            " revisions below 0012 keep no such list: an older release would store them again when a"
+            " source shows them, and upgrading again would not bring the list back. To downgrade"
+            " anyway, add --forget-erasures (docs/retention.md says how to keep the list and put it back)"
+        )
     op.drop_table("erased_posts")

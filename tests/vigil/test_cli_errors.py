@@ -89,3 +89,29 @@ def test_a_database_error_on_an_old_schema_says_to_upgrade_it(
     assert "error: database error:" in output and "Traceback" not in output
     needs = f"this version of Vigil needs {migrate.head_revision()}"
     assert f"(the database is at schema 0009, {needs}: run `vigil db upgrade`)" in output
+
+
+def test_a_downgrade_that_would_forget_erasures_stops_and_says_how_to_go_ahead(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from collector.store import address_key
+    from vigil import migrate
+    from vigil.models import ErasedPost
+    from vigil.runtime import Runtime
+
+    monkeypatch.setenv("VIGIL_DATABASE__URL", f"sqlite:///{tmp_path / 'vigil.db'}")
+    rt = Runtime.load(None)
+    migrate.upgrade(rt.engine)
+    with rt.transaction() as session:
+        session.add(ErasedPost(key=address_key("https://x.com/i/status/1"), erased_at=datetime.now(UTC)))
+    rt.close()
+    result = runner.invoke(app, ["db", "downgrade", "0011"])
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "error: the database holds 1 post(s) erased on request" in output and "Traceback" not in output
+    assert "add --forget-erasures" in output
+    result = runner.invoke(app, ["db", "downgrade", "0011", "--forget-erasures"])
+    assert result.exit_code == 0, result.output
+    assert "Database is at 0011." in result.output

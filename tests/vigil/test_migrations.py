@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
+from collector.store import address_key
 from tests.conftest import make_practice_tenant
 from vigil import migrate
 from vigil.db import make_engine
@@ -18,6 +20,7 @@ from vigil.models import (
     CaseReason,
     CaseStatus,
     Classification,
+    ErasedPost,
     Mention,
     MentionEntity,
     Severity,
@@ -27,17 +30,27 @@ from vigil.settings import load_settings
 
 
 @pytest.fixture
-def empty_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+def empty_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'empty.db'}"
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
     url = request.getfixturevalue("pg_schema_url")
+    drop_every_table(url)
+    yield url
+    # The schema is the session's, which later tests expect migrated and empty (``pg_migrated``).
+    drop_every_table(url)
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+
+
+def drop_every_table(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(text(f'DROP TABLE IF EXISTS "{table.name}" CASCADE'))
     engine.dispose()
-    return url
 
 
 def test_migrations_build_the_models_schema_and_undo_it(empty_url: str) -> None:
@@ -203,3 +216,19 @@ def test_the_upgrade_to_0013_marks_pending_exactly_the_mentions_routing_has_stil
                 connection.execute(text(f"DELETE FROM {table}"))
         engine.dispose()
     assert pending == [1, 3]
+
+
+def test_a_downgrade_below_0012_keeps_the_erasure_list_unless_told_to_forget_it(empty_url: str) -> None:
+    engine = make_engine(empty_url)
+    migrate.upgrade(engine)
+    with Session(engine) as session:
+        session.add(ErasedPost(key=address_key("https://x.com/i/status/1"), erased_at=datetime.now(UTC)))
+        session.commit()
+    with pytest.raises(VigilError, match=r"holds 1 post\(s\) erased on request .* --forget-erasures"):
+        migrate.downgrade(engine, "0011")
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM erased_posts")).scalar() == 1
+    migrate.downgrade(engine, "0011", forget_erasures=True)
+    assert migrate.current_revision(engine) == "0011"
+    engine.dispose()

@@ -20,11 +20,18 @@ def upgrade(ctx: typer.Context, revision: str = typer.Argument("head", help="Tar
 
 @app.command()
 def downgrade(
-    ctx: typer.Context, revision: str = typer.Argument(..., help="Target revision, or 'base'.")
+    ctx: typer.Context,
+    revision: str = typer.Argument(..., help="Target revision, or 'base'."),
+    forget_erasures: bool = typer.Option(
+        False,
+        "--forget-erasures",
+        help="Below 0012, drop the list of posts erased on request even if it holds any"
+        " (an older release stores them again when a source shows them).",
+    ),
 ) -> None:
     """Undo migrations down to REVISION ('base' removes every table)."""
     rt = runtime(ctx)
-    migrate.downgrade(rt.engine, revision)
+    migrate.downgrade(rt.engine, revision, forget_erasures=forget_erasures)
     console.print(f"Database is at {migrate.current_revision(rt.engine) or 'base'}.")
 
 
