@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
+from alerts.config import load_config
+from alerts.jobs import route_new_mentions
+from alerts.routing import pending_mentions
 from collector.store import address_key
 from tests.conftest import make_practice_tenant
 from vigil import migrate
@@ -216,6 +219,45 @@ def test_the_upgrade_to_0013_marks_pending_exactly_the_mentions_routing_has_stil
                 connection.execute(text(f"DELETE FROM {table}"))
         engine.dispose()
     assert pending == [1, 3]
+
+
+def test_a_database_an_0008_release_alerted_from_has_nothing_to_route_again_after_the_upgrade(
+    empty_url: str,
+) -> None:
+    """Rows as the 0008 release wrote them: a recent abusive post, routed, alerted and emailed."""
+    engine = make_engine(empty_url)
+    migrate.upgrade(engine, "0008")
+    with Session(engine) as session:
+        alice = make_practice_tenant(
+            session, "A10001", "Alice Road Surgery", "Leeds", [("1000001", "Amira Hassan")]
+        )
+        assert alice.recipient is not None
+        doctor_id, recipient_id = alice.doctors[0].id, alice.recipient.id
+    now = datetime.now(UTC).replace(microsecond=0)
+    times = {"posted": now - timedelta(hours=2), "collected": now - timedelta(hours=1), "done": now}
+    old_release_rows = [
+        "INSERT INTO mentions (id, source, external_id, url, author, created_at, collected_at, text, extra)"
+        " VALUES (1, 'x', '1', 'https://x.com/a/status/1', '@a', :posted, :collected, 'Amira is vile', '{}')",
+        "INSERT INTO mention_entities (mention_id, doctor_id, matched_text, reason)"
+        " VALUES (1, :doctor, 'Amira', '')",
+        "INSERT INTO classifications (mention_id, model_id, model_version, scores, threat, abusive,"
+        " critical, praise, classified_at) VALUES (1, 'vigil', 'v1', '{}', FALSE, TRUE, FALSE, FALSE, :done)",
+        "INSERT INTO routed_mentions (mention_id, classified_at, routed_at) VALUES (1, :done, :done)",
+        "INSERT INTO alerts (id, recipient_id, label, doctor_id, follow_up, opened_at, window_ends_at,"
+        " due_at, enqueued_at) VALUES (1, :recipient, 'abusive', :doctor, FALSE, :done, :done, :done, :done)",
+        "INSERT INTO alert_mentions (alert_id, mention_id, recipient_id) VALUES (1, 1, :recipient)",
+    ]
+    with engine.begin() as connection:
+        for statement in old_release_rows:
+            connection.execute(text(statement), {**times, "doctor": doctor_id, "recipient": recipient_id})
+    migrate.upgrade(engine)
+    with Session(engine) as session:
+        assert pending_mentions(session) == []
+    config = load_config(load_settings(environ={"VIGIL_DATABASE__URL": empty_url}))
+    assert route_new_mentions(engine, config, now).alerted == 0
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM alert_mentions")).scalar() == 1
+    engine.dispose()
 
 
 def test_a_downgrade_below_0012_keeps_the_erasure_list_unless_told_to_forget_it(empty_url: str) -> None:
